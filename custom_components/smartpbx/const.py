@@ -1,0 +1,46 @@
+"""Constants of the Smart PBX integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "smartpbx"
+LOGGER = logging.getLogger(__package__)
+
+# Config entry data
+CONF_TRANSPORT: Final = "transport"
+TRANSPORT_HA_MQTT: Final = "ha_mqtt"
+TRANSPORT_DIRECT: Final = "direct"
+CONF_TOKEN: Final = "token"
+CONF_TLS: Final = "tls"
+CONF_VERIFY_SSL: Final = "verify_ssl"
+# CONF_HOST, CONF_PORT, CONF_USERNAME, CONF_PASSWORD come from homeassistant.const
+
+DEFAULT_PORT: Final = 1883
+DEFAULT_TLS_PORT: Final = 8883
+
+# Options
+CONF_POLL_INTERVAL: Final = "poll_interval"
+CONF_COMMAND_TIMEOUT: Final = "command_timeout"
+DEFAULT_POLL_INTERVAL: Final = 30
+MIN_POLL_INTERVAL: Final = 5
+MAX_POLL_INTERVAL: Final = 3600
+DEFAULT_COMMAND_TIMEOUT: Final = 10.0
+MIN_COMMAND_TIMEOUT: Final = 2.0
+MAX_COMMAND_TIMEOUT: Final = 60.0
+
+# How long the PBX may stay silent before a repair issue suggests reconfiguring.
+SILENT_REPAIR_AFTER: Final = timedelta(minutes=15)
+
+# Bus events
+EVENT_INVITE: Final = f"{DOMAIN}_invite"
+EVENT_IVR_DTMF: Final = f"{DOMAIN}_ivr_dtmf"
+EVENT_CDR: Final = f"{DOMAIN}_cdr"
+EVENT_EXTENSION_STATUS: Final = f"{DOMAIN}_extension_status"
+EVENT_UNKNOWN: Final = f"{DOMAIN}_event"
+
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+
+MANUFACTURER: Final = "Smart PBX"

@@ -1,0 +1,320 @@
+"""Immutable, typed models of every Smart PBX response and event.
+
+Every model keeps the payload it was parsed from in ``raw`` (excluded from equality and
+repr), so fields the firmware adds later are never lost. Parsing lives in ``parsing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+type RawPayload = Mapping[str, Any]
+
+
+def _raw() -> Any:
+    return field(default_factory=dict, compare=False, repr=False)
+
+
+class ExtensionState(StrEnum):
+    """Extension (Asterisk hint) state, normalised. UNKNOWN keeps the raw text elsewhere."""
+
+    IDLE = "idle"
+    IN_USE = "in_use"
+    BUSY = "busy"
+    RINGING = "ringing"
+    ON_HOLD = "on_hold"
+    UNAVAILABLE = "unavailable"
+    UNKNOWN = "unknown"
+
+
+class ExtensionType(StrEnum):
+    """Kind of extension."""
+
+    SIP = "sip"
+    FXS = "fxs"
+    UNKNOWN = "unknown"
+
+
+class TrunkState(StrEnum):
+    """Trunk state, normalised."""
+
+    IDLE = "idle"
+    IN_USE = "in_use"
+    BUSY = "busy"
+    DISCONNECTED = "disconnected"
+    UNAVAILABLE = "unavailable"
+    UNKNOWN = "unknown"
+
+
+class TrunkType(StrEnum):
+    """Kind of trunk."""
+
+    SIP = "sip"
+    FXO = "fxo"
+    UNKNOWN = "unknown"
+
+
+class ListenMode(StrEnum):
+    """Modes of the ``listen`` command."""
+
+    LISTEN = "listen"
+    WHISPER = "whisper"
+    BARGE = "barge"
+
+
+class Permission(StrEnum):
+    """Outbound permission of an extension; the value is what the wire carries."""
+
+    INTERNAL = "0"
+    IN_HOUSE = "1"
+    LOCAL = "2"
+    NATIONAL = "3"
+    INTERNATIONAL = "4"
+
+
+class CallDisposition(StrEnum):
+    """Outcome of a call in a CDR (Asterisk dispositions)."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class QueueMemberState(StrEnum):
+    """Asterisk device state codes carried as a queue member's ``status``."""
+
+    UNKNOWN = "unknown"
+    NOT_IN_USE = "not_in_use"
+    IN_USE = "in_use"
+    BUSY = "busy"
+    INVALID = "invalid"
+    UNAVAILABLE = "unavailable"
+    RINGING = "ringing"
+    RING_IN_USE = "ring_in_use"
+    ON_HOLD = "on_hold"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    """A reply to any command: status, message and the whole payload."""
+
+    success: bool
+    message: str
+    request_id: str | None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """Answer to ``deviceInfo``."""
+
+    device_name: str
+    serial: str
+    firmware: str
+    system_time: datetime | None
+    """PBX local wall-clock time (naive: the PBX does not say its zone)."""
+    uptime: timedelta | None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One entry of ``extension_list``."""
+
+    number: str
+    type: ExtensionType
+    name: str
+    state: ExtensionState
+    state_raw: str
+    port: str | None = None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """One entry of ``trunk_list``."""
+
+    name: str
+    type: TrunkType
+    state: TrunkState
+    state_raw: str
+    port: str | None = None
+    line_voltage: float | None = None
+    """FXO line voltage (``vbat``) in volts; None for SIP trunks."""
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """One entry of ``livecall``."""
+
+    callid: str
+    caller: str
+    source: str
+    called: str
+    destination: str
+    duration: timedelta | None
+    state: str
+    direction: str
+    recording: str
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    """Answer to ``dial`` and ``listen``: the new call's id."""
+
+    callid: str | None
+    message: str
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """One entry of ``queue_list``."""
+
+    number: str
+    description: str
+    members: tuple[str, ...]
+    strategy: str
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMember:
+    """A member (agent) in ``queue_status``."""
+
+    agent: str
+    state: QueueMemberState
+    state_code: int | None
+    paused: bool
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """Answer to ``queue_status``. Counters are None when the PBX sent nothing usable."""
+
+    queue: str
+    strategy: str
+    max_callers: int | None
+    calls: int | None
+    """Calls waiting in the queue now."""
+    hold_time: int | None
+    """Average hold time, seconds."""
+    talk_time: int | None
+    """Average talk time, seconds."""
+    completed: int | None
+    abandoned: int | None
+    members: tuple[QueueMember, ...]
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class Conference:
+    """One entry of ``conf_list``. The PINs are kept out of repr; never expose them."""
+
+    number: str
+    description: str
+    moderators: tuple[str, ...]
+    allow_invite: bool
+    wait_for_moderator: bool
+    participant_pin: str = field(default="", repr=False)
+    moderator_pin: str = field(default="", repr=False)
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceMember:
+    """A participant in ``conf_status``."""
+
+    callerid: str
+    channel: str
+    admin: bool
+    marked_user: bool
+    wait_marked: bool
+    waiting: bool
+    muted: bool
+    talking: bool
+    answered_time: timedelta | None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceStatus:
+    """Answer to ``conf_status``."""
+
+    conference: str
+    members: tuple[ConferenceMember, ...]
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionStatusEvent:
+    """``extension_status`` event."""
+
+    extension: str
+    state: ExtensionState
+    state_raw: str
+    ip_address: str | None = None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class InviteEvent:
+    """``invite`` event: a call is offered to an extension."""
+
+    from_number: str
+    to_number: str
+    callid: str | None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class IvrDtmfEvent:
+    """``ivrdtmf`` event: a caller pressed a key in an IVR."""
+
+    ivr: str
+    caller: str
+    dtmf: str
+    callid: str | None
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A CDR from the cdr topic, with the document's name variants normalised."""
+
+    callid: str | None
+    src: str
+    src_channel: str
+    dst: str
+    dst_channel: str
+    start: datetime | None
+    """PBX local time, naive."""
+    end: datetime | None
+    billsec: int | None
+    """Billable seconds."""
+    disposition: CallDisposition
+    disposition_raw: str
+    direction: str
+    dtmf: str
+    record_file: str
+    raw: RawPayload = _raw()
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An event this library does not model; the payload is kept whole."""
+
+    event: str
+    raw: RawPayload = _raw()
+
+
+type PbxEvent = ExtensionStatusEvent | InviteEvent | IvrDtmfEvent | CallRecord | UnknownEvent

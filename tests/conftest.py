@@ -1,0 +1,48 @@
+"""Shared fixtures: a real Mosquitto broker, and custom integrations enabled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+# pytest-homeassistant-custom-component puts its own testing_config/custom_components
+# first on the import path; import ours now so Home Assistant loads this project's code.
+import custom_components.smartpbx  # noqa: F401
+
+from .broker import MosquittoBroker
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components.smartpbx in every test."""
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[MosquittoBroker]:
+    """One anonymous Mosquitto for the whole session; do not stop it in a test."""
+    with MosquittoBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def private_broker() -> Iterator[MosquittoBroker]:
+    """A Mosquitto of the test's own, which the test may stop and start."""
+    with MosquittoBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def broker_factory() -> Iterator[Callable[..., MosquittoBroker]]:
+    """Make brokers with options (e.g. users={"pbx": "secret"}); all closed afterwards."""
+    made: list[MosquittoBroker] = []
+
+    def make(**kwargs: object) -> MosquittoBroker:
+        instance = MosquittoBroker(**kwargs)  # type: ignore[arg-type]
+        instance.start()
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.close()
