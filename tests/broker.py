@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -45,6 +45,8 @@ class MosquittoBroker:
         self.port = port or free_port()
         self._users = users or {}
         self._dir = Path(tempfile.mkdtemp(prefix="smartpbx-mosquitto-"))
+        # Mosquitto started as root drops to `nobody`, which must read the password file.
+        self._dir.chmod(0o755)
         self._process: subprocess.Popen[bytes] | None = None
         self._write_config()
 
