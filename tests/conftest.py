@@ -19,21 +19,29 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[MosquittoBroker]:
-    """One anonymous Mosquitto for the whole session; do not stop it in a test."""
+def _session_broker() -> Iterator[MosquittoBroker]:
     with MosquittoBroker() as running:
         yield running
 
 
 @pytest.fixture
-def private_broker() -> Iterator[MosquittoBroker]:
+def broker(socket_enabled: None, _session_broker: MosquittoBroker) -> MosquittoBroker:
+    """One anonymous Mosquitto shared by the session; do not stop it in a test.
+
+    Depends on ``socket_enabled``: phcc blocks sockets in every test unless asked.
+    """
+    return _session_broker
+
+
+@pytest.fixture
+def private_broker(socket_enabled: None) -> Iterator[MosquittoBroker]:
     """A Mosquitto of the test's own, which the test may stop and start."""
     with MosquittoBroker() as running:
         yield running
 
 
 @pytest.fixture
-def broker_factory() -> Iterator[Callable[..., MosquittoBroker]]:
+def broker_factory(socket_enabled: None) -> Iterator[Callable[..., MosquittoBroker]]:
     """Make brokers with options (e.g. users={"pbx": "secret"}); all closed afterwards."""
     made: list[MosquittoBroker] = []
 

@@ -7,11 +7,17 @@ subscriptions, so ours survive HA's reconnects with nothing to do here.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Final
+
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 
+from .const import LOGGER
 from .pbx.errors import PbxNotConnectedError
 from .pbx.transport import ConnectionCallback, MessageCallback, Unsubscribe
+
+SUBSCRIBE_CONFIRM_TIMEOUT: Final = 5.0
 
 
 class HassMqttTransport:
@@ -35,13 +41,36 @@ class HassMqttTransport:
         @callback
         def _on_message(message: mqtt.ReceiveMessage) -> None:
             payload = message.payload
-            if isinstance(payload, str):
-                payload = payload.encode()
-            callback_(message.topic, payload)
+            callback_(
+                message.topic, payload.encode() if isinstance(payload, str) else bytes(payload)
+            )
 
-        return await mqtt.async_subscribe(
+        unsubscribe = await mqtt.async_subscribe(
             self._hass, topic_filter, _on_message, qos=qos, encoding=None
         )
+        if self.connected:
+            # HA batches SUBSCRIBE packets and sends them a moment later; a command
+            # published before the broker has the subscription would lose its reply.
+            await self._wait_subscribed(topic_filter, qos)
+        return unsubscribe
+
+    async def _wait_subscribed(self, topic_filter: str, qos: int) -> None:
+        done = self._hass.loop.create_future()
+
+        @callback
+        def _on_done() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        stop_waiting = mqtt.async_on_subscribe_done(self._hass, topic_filter, qos, _on_done)
+        try:
+            async with asyncio.timeout(SUBSCRIBE_CONFIRM_TIMEOUT):
+                await done
+        except TimeoutError:
+            # Not fatal: HA keeps the subscription and sends it when it can.
+            LOGGER.debug("MQTT subscription not confirmed within %s s", SUBSCRIBE_CONFIRM_TIMEOUT)
+        finally:
+            stop_waiting()
 
     def add_connection_listener(self, callback_: ConnectionCallback) -> Unsubscribe:
         @callback
