@@ -44,3 +44,17 @@ EVENT_UNKNOWN: Final = f"{DOMAIN}_event"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 
 MANUFACTURER: Final = "Smart PBX"
+
+# Runtime (coordinators and entities)
+LIVE_CALL_REFRESH_COOLDOWN: Final = 0.75
+"""Seconds call events are batched before one ``livecall`` poll."""
+STATUS_FETCH_CONCURRENCY: Final = 4
+"""At most this many ``queue_status`` / ``conf_status`` requests in flight per poll."""
+MAX_CALLS_IN_ATTRIBUTES: Final = 20
+"""The active-calls sensor lists at most this many calls in its attributes."""
+BOOT_TIME_TOLERANCE: Final = timedelta(minutes=1)
+"""Last boot only moves when the computed boot time shifts by more than this."""
+BROKER_CONNECT_TIMEOUT: Final = 15.0
+"""Seconds setup waits for the direct broker connection before retrying later."""
+FIRST_ANSWER_ATTEMPT: Final = 0.5
+"""Seconds the first deviceInfo at setup waits before asking again (doubling each time)."""

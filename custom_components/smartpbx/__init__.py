@@ -1,0 +1,288 @@
+"""The Smart PBX integration: a PBX whose whole API runs over MQTT."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+)
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.typing import ConfigType
+
+from . import events, services
+from .const import (
+    BROKER_CONNECT_TIMEOUT,
+    CONF_COMMAND_TIMEOUT,
+    CONF_POLL_INTERVAL,
+    CONF_TLS,
+    CONF_TOKEN,
+    CONF_TRANSPORT,
+    CONF_VERIFY_SSL,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_PORT,
+    DOMAIN,
+    LOGGER,
+    TRANSPORT_HA_MQTT,
+)
+from .coordinator import (
+    CallLog,
+    PbxHealth,
+    SmartPbxConferenceCoordinator,
+    SmartPbxConfigEntry,
+    SmartPbxData,
+    SmartPbxLiveCallCoordinator,
+    SmartPbxQueueCoordinator,
+    SmartPbxSystemCoordinator,
+)
+from .entity import DeviceSync, device_still_present, pbx_device_info
+from .identifiers import pbx_identifier
+from .pbx.client import SmartPbxClient
+from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError
+from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
+from .pbx.transport import Transport
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions (once, for every PBX)."""
+    services.async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> bool:
+    """Connect to the PBX, fetch everything once and set the platforms up.
+
+    Everything acquired is released through ``entry.async_on_unload``, which runs both
+    on unload and when setup fails half-way (callbacks run last-registered first).
+    """
+    transport = await _async_connect_transport(hass, entry)
+    command_timeout = float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
+    poll_interval = timedelta(seconds=entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL))
+    client = SmartPbxClient(transport, entry.data[CONF_TOKEN], timeout=command_timeout)
+    try:
+        await client.start()
+    except PbxError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN, translation_key="pbx_not_connected"
+        ) from err
+    entry.async_on_unload(client.stop)
+
+    health = PbxHealth(connected=client.connected)
+    system = SmartPbxSystemCoordinator(
+        hass,
+        entry,
+        client,
+        health,
+        poll_interval=poll_interval,
+        command_timeout=command_timeout,
+    )
+    health.system = system
+    # The device info answer is the proof the PBX is there: without it nothing else.
+    await system.async_config_entry_first_refresh()
+    serial = system.data.device_info.serial
+    if entry.unique_id is not None and serial != entry.unique_id:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="serial_mismatch",
+            translation_placeholders={"expected": entry.unique_id, "actual": serial},
+        )
+
+    queues = SmartPbxQueueCoordinator(
+        hass, entry, client, health, poll_interval=poll_interval, command_timeout=command_timeout
+    )
+    conferences = SmartPbxConferenceCoordinator(
+        hass, entry, client, health, poll_interval=poll_interval, command_timeout=command_timeout
+    )
+    live_calls = SmartPbxLiveCallCoordinator(
+        hass, entry, client, health, poll_interval=poll_interval, command_timeout=command_timeout
+    )
+    await queues.async_config_entry_first_refresh()
+    await conferences.async_config_entry_first_refresh()
+    await live_calls.async_config_entry_first_refresh()
+
+    call_log = CallLog(hass)
+    entry.async_on_unload(call_log.async_start())
+
+    pbx_device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **pbx_device_info(system.data.device_info)
+    )
+    entry.runtime_data = data = SmartPbxData(
+        client=client,
+        transport=transport,
+        serial=serial,
+        system=system,
+        queues=queues,
+        conferences=conferences,
+        live_calls=live_calls,
+        call_log=call_log,
+        health=health,
+        command_timeout=command_timeout,
+        pbx_device_id=pbx_device.id,
+    )
+
+    entry.async_on_unload(client.add_event_listener(_event_handler(data)))
+    entry.async_on_unload(client.add_connection_listener(_connection_handler(hass, entry, data)))
+    entry.async_on_unload(system.async_add_listener(_system_health_handler(hass, entry, data)))
+    entry.async_on_unload(events.async_setup_events(hass, entry))
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+
+    # Also notices devices that vanished while Home Assistant was not running.
+    DeviceSync(hass, entry).async_start()
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> bool:
+    """Unload the platforms; the client and transport close via async_on_unload."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let a user delete a device the PBX no longer has; never the PBX or a present one."""
+    data = entry.runtime_data
+    if pbx_identifier(data.serial) in device.identifiers:
+        return False
+    return not device_still_present(data, device)
+
+
+async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
+    """Home Assistant's own MQTT connection, or a direct one to the PBX's broker."""
+    if entry.data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
+        from homeassistant.components import mqtt
+
+        from .mqtt_transport import HassMqttTransport
+
+        if not await mqtt.async_wait_for_mqtt_client(hass):
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN, translation_key="mqtt_not_available"
+            )
+        return HassMqttTransport(hass)
+
+    from .pbx.aiomqtt_transport import AiomqttTransport
+
+    host: str = entry.data[CONF_HOST]
+    port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
+    transport = AiomqttTransport(
+        host,
+        port,
+        username=entry.data.get(CONF_USERNAME) or None,
+        password=entry.data.get(CONF_PASSWORD) or None,
+        tls=entry.data.get(CONF_TLS, False),
+        tls_insecure=not entry.data.get(CONF_VERIFY_SSL, True),
+        # Stable across restarts, so the broker resumes the persistent session and keeps
+        # what the PBX published while Home Assistant was away.
+        client_id=f"ha-smartpbx-{entry.entry_id}",
+    )
+    try:
+        await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
+    except PbxAuthError as err:
+        await transport.close()
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="broker_auth_failed",
+            translation_placeholders={"host": host, "port": str(port)},
+        ) from err
+    except PbxConnectionError as err:
+        await transport.close()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="broker_unreachable",
+            translation_placeholders={"host": host, "port": str(port)},
+        ) from err
+    entry.async_on_unload(transport.close)
+    return transport
+
+
+def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
+    """Route client events to the coordinators and the call log (no polling here)."""
+
+    @callback
+    def handle(event: PbxEvent) -> None:
+        if isinstance(event, ExtensionStatusEvent):
+            data.system.async_handle_extension_status(event)
+            data.live_calls.async_schedule_refresh()
+        elif isinstance(event, InviteEvent):
+            data.live_calls.async_schedule_refresh()
+        elif isinstance(event, CallRecord):
+            data.call_log.async_add_record(event)
+            data.live_calls.async_schedule_refresh()
+
+    return handle
+
+
+def _refresh_all(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData, *, system: bool
+) -> None:
+    """Poll every coordinator now (the system one too, if ``system``), in the background."""
+    coordinators = data.coordinators if system else data.coordinators[1:]
+    for coordinator in coordinators:
+        entry.async_create_background_task(
+            hass, coordinator.async_refresh(), f"{coordinator.name} refresh after outage"
+        )
+
+
+def _connection_handler(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData
+) -> Callable[[bool], None]:
+    """Make entities unavailable while the broker connection is down; catch up after.
+
+    Both transports already log the loss and the return of the connection once each
+    (rate-limited), so this only logs at debug level.
+    """
+
+    @callback
+    def handle(connected: bool) -> None:
+        if connected == data.health.connected:
+            return
+        data.health.connected = connected
+        LOGGER.debug("MQTT connection %s", "restored" if connected else "lost")
+        if connected:
+            # Entities show the data from before the outage until this refresh lands
+            # (a few round trips); a PBX that went silent meanwhile fails it as usual.
+            _refresh_all(hass, entry, data, system=True)
+        for coordinator in data.coordinators:
+            coordinator.async_update_listeners()
+
+    return handle
+
+
+def _system_health_handler(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData
+) -> Callable[[], None]:
+    """When the PBX stops or resumes answering, tell every entity and catch up on data.
+
+    The system coordinator has logged the change once already (Home Assistant's
+    coordinator does that); the others skip their polls while the PBX is silent.
+    """
+    answered = data.system.last_update_success
+
+    @callback
+    def handle() -> None:
+        nonlocal answered
+        if data.system.last_update_success == answered:
+            return
+        answered = data.system.last_update_success
+        if answered:
+            _refresh_all(hass, entry, data, system=False)
+        for coordinator in data.coordinators[1:]:
+            coordinator.async_update_listeners()
+
+    return handle

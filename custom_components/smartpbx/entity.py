@@ -1,0 +1,488 @@
+"""Base entities and devices of the Smart PBX integration.
+
+Devices: the PBX, and via it one device per extension, trunk, queue and conference. All
+identifiers derive from the PBX serial (see identifiers.py). Entities of a child device
+are available only while the PBX answers and the child is still listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
+from typing import Any
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN, MANUFACTURER
+from .coordinator import (
+    ConferenceData,
+    QueueData,
+    SmartPbxConfigEntry,
+    SmartPbxCoordinator,
+    SmartPbxData,
+)
+from .identifiers import (
+    conference_identifier,
+    extension_identifier,
+    pbx_identifier,
+    queue_identifier,
+    trunk_identifier,
+)
+from .pbx.errors import (
+    PbxBusyError,
+    PbxCommandFailedError,
+    PbxConnectionError,
+    PbxError,
+    PbxInvalidArgumentError,
+    PbxNotConnectedError,
+    PbxTimeoutError,
+)
+from .pbx.models import DeviceInfo as PbxDeviceInfo, Extension, ExtensionType, Trunk, TrunkType
+
+# --- devices ------------------------------------------------------------------------------
+
+
+def pbx_device_info(info: PbxDeviceInfo) -> DeviceInfo:
+    return DeviceInfo(
+        identifiers={pbx_identifier(info.serial)},
+        manufacturer=MANUFACTURER,
+        model=info.device_name or None,
+        name=info.device_name or info.serial,
+        serial_number=info.serial,
+        sw_version=info.firmware or None,
+    )
+
+
+def display_name(extension: Extension) -> str | None:
+    """The extension's name, unless blank or just its number again (SIP's default)."""
+    name = extension.name.strip()
+    return name if name and name != extension.number else None
+
+
+def extension_name(extension: Extension) -> str:
+    """``Extension 2005 Tom``; just ``Extension 2005`` when it has no name of its own."""
+    if (name := display_name(extension)) is None:
+        return f"Extension {extension.number}"
+    return f"Extension {extension.number} {name}"
+
+
+def extension_device_info(runtime: SmartPbxData, extension: Extension) -> DeviceInfo:
+    model = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
+    return DeviceInfo(
+        identifiers={extension_identifier(runtime.serial, extension.number)},
+        manufacturer=MANUFACTURER,
+        model=model.get(extension.type, "Extension"),
+        name=extension_name(extension),
+        via_device_id=runtime.pbx_device_id,
+    )
+
+
+def trunk_device_info(runtime: SmartPbxData, trunk: Trunk) -> DeviceInfo:
+    model = {TrunkType.SIP: "SIP trunk", TrunkType.FXO: "FXO trunk"}
+    return DeviceInfo(
+        identifiers={trunk_identifier(runtime.serial, trunk.name)},
+        manufacturer=MANUFACTURER,
+        model=model.get(trunk.type, "Trunk"),
+        name=f"Trunk {trunk.name}",
+        via_device_id=runtime.pbx_device_id,
+    )
+
+
+def queue_device_info(runtime: SmartPbxData, number: str) -> DeviceInfo:
+    return DeviceInfo(
+        identifiers={queue_identifier(runtime.serial, number)},
+        manufacturer=MANUFACTURER,
+        model="Call queue",
+        name=f"Queue {number}",
+        via_device_id=runtime.pbx_device_id,
+    )
+
+
+def conference_device_info(runtime: SmartPbxData, number: str) -> DeviceInfo:
+    return DeviceInfo(
+        identifiers={conference_identifier(runtime.serial, number)},
+        manufacturer=MANUFACTURER,
+        model="Conference room",
+        name=f"Conference {number}",
+        via_device_id=runtime.pbx_device_id,
+    )
+
+
+def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
+    """Every extension, trunk, queue and conference device the PBX lists now, by identifier."""
+    infos: list[DeviceInfo] = [
+        *(extension_device_info(data, ext) for ext in data.system.data.extensions.values()),
+        *(trunk_device_info(data, trunk) for trunk in data.system.data.trunks.values()),
+        *(queue_device_info(data, number) for number in data.queues.data),
+        *(conference_device_info(data, number) for number in data.conferences.data),
+    ]
+    return {identifier: info for info in infos for identifier in info["identifiers"]}
+
+
+def device_still_present(data: SmartPbxData, device: dr.DeviceEntry) -> bool:
+    """Whether the PBX still lists what ``device`` stands for (or it is the PBX itself)."""
+    if pbx_identifier(data.serial) in device.identifiers:
+        return True
+    return not device.identifiers.isdisjoint(_child_devices(data))
+
+
+class DeviceSync:
+    """Keeps the device registry in step with what the PBX lists.
+
+    After each update of the system, queue or conference data it renames extension
+    devices whose name changed, keeps the PBX's firmware current, and removes devices of
+    that kind the PBX no longer lists (their entities go with them). A device is removed
+    only when two updates in a row miss it: one odd answer (a PBX reloading its
+    configuration lists nothing for a moment) must not cost the user the names, areas
+    and history settings of every entity. Entities create devices; this never does.
+    """
+
+    def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+        self._hass = hass
+        self._entry = entry
+        serial = entry.runtime_data.serial
+        # Identifier prefixes of the device kinds each coordinator lists (identifiers.py).
+        self._kinds: dict[str, tuple[str, ...]] = {
+            "system": (f"{serial}_extension_", f"{serial}_trunk_"),
+            "queues": (f"{serial}_queue_",),
+            "conferences": (f"{serial}_conference_",),
+        }
+        self._missing: dict[str, set[str]] = {kind: set() for kind in self._kinds}
+
+    @callback
+    def async_start(self) -> None:
+        """Check every kind now, then after each update of its coordinator."""
+        data = self._entry.runtime_data
+        coordinators: dict[str, SmartPbxCoordinator[Any]] = {
+            "system": data.system,
+            "queues": data.queues,
+            "conferences": data.conferences,
+        }
+        for kind, coordinator in coordinators.items():
+            self._entry.async_on_unload(
+                coordinator.async_add_listener(partial(self.async_sync, kind))
+            )
+            self.async_sync(kind)
+
+    @callback
+    def async_sync(self, kind: str) -> None:
+        data = self._entry.runtime_data
+        registry = dr.async_get(self._hass)
+        children = _child_devices(data)
+        prefixes = self._kinds[kind]
+        missing: set[str] = set()
+        for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
+            if kind == "system" and pbx_identifier(data.serial) in device.identifiers:
+                self._update_pbx(registry, device, data)
+                continue
+            if not any(
+                domain == DOMAIN and identifier.startswith(prefixes)
+                for domain, identifier in device.identifiers
+            ):
+                continue
+            info = next(
+                (
+                    children[identifier]
+                    for identifier in device.identifiers
+                    if identifier in children
+                ),
+                None,
+            )
+            if info is None:
+                if device.id in self._missing[kind]:
+                    registry.async_remove_device(device.id)
+                else:
+                    missing.add(device.id)
+            elif device.name != info.get("name"):
+                registry.async_update_device(device.id, name=info.get("name"))
+        self._missing[kind] = missing
+
+    @staticmethod
+    def _update_pbx(
+        registry: dr.DeviceRegistry, device: dr.DeviceEntry, data: SmartPbxData
+    ) -> None:
+        info = pbx_device_info(data.system.data.device_info)
+        if (device.sw_version, device.model) != (info.get("sw_version"), info.get("model")):
+            registry.async_update_device(
+                device.id, sw_version=info.get("sw_version"), model=info.get("model")
+            )
+
+
+# --- entities -----------------------------------------------------------------------------
+
+
+class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[CoordinatorT]):
+    """An entity of the PBX or of one of its child devices.
+
+    Unique ids are ``<serial>_<device part>_<description key>``, e.g.
+    ``XR1813_extension_8001_status``; the PBX's own entities omit the device part.
+    """
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        coordinator: CoordinatorT,
+        runtime: SmartPbxData,
+        description: EntityDescription,
+        *,
+        device_info: DeviceInfo,
+        unique_part: str | None = None,
+    ) -> None:
+        super().__init__(coordinator)
+        self.runtime = runtime
+        self.entity_description = description
+        self._attr_device_info = device_info
+        parts = [runtime.serial, unique_part, description.key]
+        self._attr_unique_id = "_".join(part for part in parts if part)
+
+    @property
+    def available(self) -> bool:
+        return super().available and self.runtime.health.available and self._present
+
+    @property
+    def _present(self) -> bool:
+        """Whether the PBX still lists this entity's subject."""
+        return True
+
+
+class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+    """An entity of the PBX device itself."""
+
+    def __init__(
+        self, coordinator: CoordinatorT, runtime: SmartPbxData, description: EntityDescription
+    ) -> None:
+        super().__init__(
+            coordinator,
+            runtime,
+            description,
+            device_info=pbx_device_info(runtime.system.data.device_info),
+        )
+
+
+class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+    """An entity of one extension; follows that extension's status events at once."""
+
+    def __init__(
+        self,
+        coordinator: CoordinatorT,
+        runtime: SmartPbxData,
+        description: EntityDescription,
+        extension: Extension,
+    ) -> None:
+        super().__init__(
+            coordinator,
+            runtime,
+            description,
+            device_info=extension_device_info(runtime, extension),
+            unique_part=f"extension_{extension.number}",
+        )
+        self.number = extension.number
+
+    @property
+    def extension(self) -> Extension | None:
+        return self.runtime.system.data.extensions.get(self.number)
+
+    @property
+    def _present(self) -> bool:
+        return self.extension is not None
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        # Status events update only this extension's entities, without a poll.
+        self.async_on_remove(
+            self.runtime.system.async_add_extension_listener(
+                self.number, self._handle_coordinator_update
+            )
+        )
+
+
+class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+    """An entity of one trunk."""
+
+    def __init__(
+        self,
+        coordinator: CoordinatorT,
+        runtime: SmartPbxData,
+        description: EntityDescription,
+        trunk: Trunk,
+    ) -> None:
+        super().__init__(
+            coordinator,
+            runtime,
+            description,
+            device_info=trunk_device_info(runtime, trunk),
+            unique_part=f"trunk_{trunk.name}",
+        )
+        self.trunk_name = trunk.name
+
+    @property
+    def trunk(self) -> Trunk | None:
+        return self.runtime.system.data.trunks.get(self.trunk_name)
+
+    @property
+    def _present(self) -> bool:
+        return self.trunk is not None
+
+
+class QueueEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+    """An entity of one call queue."""
+
+    def __init__(
+        self,
+        coordinator: CoordinatorT,
+        runtime: SmartPbxData,
+        description: EntityDescription,
+        number: str,
+        *,
+        unique_part: str | None = None,
+    ) -> None:
+        super().__init__(
+            coordinator,
+            runtime,
+            description,
+            device_info=queue_device_info(runtime, number),
+            unique_part=unique_part or f"queue_{number}",
+        )
+        self.queue_number = number
+
+    @property
+    def queue_data(self) -> QueueData | None:
+        return self.runtime.queues.data.get(self.queue_number)
+
+    @property
+    def _present(self) -> bool:
+        return self.queue_data is not None
+
+
+class ConferenceEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+    """An entity of one conference room."""
+
+    def __init__(
+        self,
+        coordinator: CoordinatorT,
+        runtime: SmartPbxData,
+        description: EntityDescription,
+        number: str,
+    ) -> None:
+        super().__init__(
+            coordinator,
+            runtime,
+            description,
+            device_info=conference_device_info(runtime, number),
+            unique_part=f"conference_{number}",
+        )
+        self.conference_number = number
+
+    @property
+    def conference_data(self) -> ConferenceData | None:
+        return self.runtime.conferences.data.get(self.conference_number)
+
+    @property
+    def _present(self) -> bool:
+        return self.conference_data is not None
+
+
+# --- adding entities as the PBX grows ------------------------------------------------------
+
+
+@callback
+def async_add_entities_for_new_keys[KeyT](
+    entry: SmartPbxConfigEntry,
+    coordinator: SmartPbxCoordinator[Any],
+    current_keys: Callable[[], Iterable[KeyT]],
+    create: Callable[[KeyT], Iterable[Entity]],
+    async_add_entities: Callable[[list[Entity]], None],
+    on_vanished: Callable[[set[KeyT]], None] | None = None,
+) -> None:
+    """Add entities for every key now, and for keys that appear in later updates.
+
+    A key counts as known while its entities exist: when they are removed (with their
+    device, see DeviceSync) the key is forgotten, so it gets fresh entities if it ever
+    comes back. Keys without a device of their own (queue members) need ``on_vanished``,
+    called with the keys that two updates in a row did not list.
+    """
+    known: set[KeyT] = set()
+    missing: set[KeyT] = set()
+
+    @callback
+    def check() -> None:
+        nonlocal missing
+        current = set(current_keys())
+        new_entities: list[Entity] = []
+        for key in sorted(current - known, key=str):
+            known.add(key)
+            for entity in create(key):
+                entity.async_on_remove(partial(known.discard, key))
+                new_entities.append(entity)
+        if new_entities:
+            async_add_entities(new_entities)
+        if on_vanished is not None:
+            gone = known - current
+            if confirmed := gone & missing:
+                on_vanished(confirmed)
+            missing = gone - confirmed
+
+    check()
+    entry.async_on_unload(coordinator.async_add_listener(check))
+
+
+@callback
+def async_remove_entities_of_vanished_keys(
+    hass: HomeAssistant, unique_ids: Iterable[str], domain: str
+) -> None:
+    """Remove registry entries of entities whose subject vanished but whose device did not."""
+    registry = er.async_get(hass)
+    for unique_id in unique_ids:
+        if entity_id := registry.async_get_entity_id(domain, DOMAIN, unique_id):
+            registry.async_remove(entity_id)
+
+
+# --- commands from entities ----------------------------------------------------------------
+
+
+async def async_pbx_command[T](command: str, call: Awaitable[T]) -> T:
+    """Await one command of a button or switch, turning errors into translated ones.
+
+    The translation keys are those of the actions (services.py), so both read the same.
+    """
+    try:
+        return await call
+    except PbxInvalidArgumentError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_argument",
+            translation_placeholders={"field": err.field, "reason": err.reason},
+        ) from err
+    except PbxCommandFailedError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_failed",
+            translation_placeholders={
+                "command": command,
+                "message": err.message or "no reason given",
+            },
+        ) from err
+    except PbxTimeoutError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_timeout",
+            translation_placeholders={"command": command, "timeout": f"{err.timeout:g}"},
+        ) from err
+    except PbxBusyError as err:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="pbx_busy") from err
+    except (PbxNotConnectedError, PbxConnectionError) as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="pbx_not_connected"
+        ) from err
+    except PbxError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="unexpected_error",
+            translation_placeholders={"error": str(err)},
+        ) from err

@@ -1,0 +1,580 @@
+"""Sensors of the Smart PBX integration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import EntityCategory, UnitOfElectricPotential, UnitOfTime
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
+from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
+
+from .const import BOOT_TIME_TOLERANCE, MAX_CALLS_IN_ATTRIBUTES
+from .coordinator import (
+    CallLog,
+    LastCall,
+    QueueData,
+    SmartPbxConfigEntry,
+    SmartPbxCoordinator,
+    SmartPbxData,
+    calls_of_extension,
+    peer_of_extension,
+)
+from .entity import (
+    ConferenceEntity,
+    ExtensionEntity,
+    PbxEntity,
+    QueueEntity,
+    TrunkEntity,
+    async_add_entities_for_new_keys,
+    display_name,
+    pbx_device_info,
+)
+from .pbx.models import Extension, ExtensionState, LiveCall, Trunk, TrunkState, TrunkType
+
+# Coordinator entities: updates come from coordinators, no entity polls on its own.
+PARALLEL_UPDATES = 0
+
+
+# --- the PBX ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PbxSensorEntityDescription(SensorEntityDescription):
+    """A sensor of the PBX device, fed by one of the coordinators."""
+
+    coordinator_fn: Callable[[SmartPbxData], SmartPbxCoordinator[Any]]
+    value_fn: Callable[[SmartPbxData], StateType | datetime]
+    attr_fn: Callable[[SmartPbxData], dict[str, Any] | None] = lambda _: None
+    follows_extension_events: bool = False
+    """Also update on every extension status event (the value counts extensions)."""
+
+
+def _call_attributes(call: LiveCall) -> dict[str, Any]:
+    return {
+        "caller": call.caller,
+        "called": call.called,
+        "state": call.state,
+        "duration": int(call.duration.total_seconds()) if call.duration is not None else None,
+        "direction": call.direction,
+    }
+
+
+PBX_SENSORS: tuple[PbxSensorEntityDescription, ...] = (
+    PbxSensorEntityDescription(
+        key="active_calls",
+        translation_key="active_calls",
+        state_class=SensorStateClass.MEASUREMENT,
+        coordinator_fn=lambda data: data.live_calls,
+        value_fn=lambda data: len(data.live_calls.data),
+        attr_fn=lambda data: {
+            "calls": [
+                _call_attributes(call) for call in data.live_calls.data[:MAX_CALLS_IN_ATTRIBUTES]
+            ]
+        },
+    ),
+    PbxSensorEntityDescription(
+        key="extensions_online",
+        translation_key="extensions_online",
+        state_class=SensorStateClass.MEASUREMENT,
+        coordinator_fn=lambda data: data.system,
+        value_fn=lambda data: sum(
+            extension.state is not ExtensionState.UNAVAILABLE
+            for extension in data.system.data.extensions.values()
+        ),
+        follows_extension_events=True,
+    ),
+)
+
+
+class PbxSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
+    """A sensor of the PBX device."""
+
+    entity_description: PbxSensorEntityDescription
+    # Lists change with every call; the count is what history is for.
+    _unrecorded_attributes = frozenset({"calls"})
+
+    def __init__(self, runtime: SmartPbxData, description: PbxSensorEntityDescription) -> None:
+        super().__init__(description.coordinator_fn(runtime), runtime, description)
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        return self.entity_description.value_fn(self.runtime)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        return self.entity_description.attr_fn(self.runtime)
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        if self.entity_description.follows_extension_events:
+            self.async_on_remove(
+                self.runtime.system.async_add_extension_listener(
+                    None, self._handle_coordinator_update
+                )
+            )
+
+
+LAST_BOOT = SensorEntityDescription(
+    key="last_boot",
+    translation_key="last_boot",
+    device_class=SensorDeviceClass.TIMESTAMP,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
+    """When the PBX booted: now minus its uptime, held steady between polls.
+
+    Computed from Home Assistant's clock and the reported uptime rather than the PBX's
+    ``systemtime``, which is local time in a zone the PBX does not state. The two
+    clocks and the reply's travel time make the result wobble by a second or two from
+    poll to poll; it only moves when it shifts by more than BOOT_TIME_TOLERANCE (a
+    reboot, or the PBX's clock being set).
+    """
+
+    def __init__(self, runtime: SmartPbxData) -> None:
+        super().__init__(runtime.system, runtime, LAST_BOOT)
+        self._boot: datetime | None = None
+        self._update_boot()
+
+    def _update_boot(self) -> None:
+        uptime = self.runtime.system.data.device_info.uptime
+        if uptime is None:
+            return
+        boot = (dt_util.utcnow() - uptime).replace(microsecond=0)
+        if self._boot is None or abs(boot - self._boot) > BOOT_TIME_TOLERANCE:
+            self._boot = boot
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        self._update_boot()
+        super()._handle_coordinator_update()
+
+    @property
+    def native_value(self) -> datetime | None:
+        return self._boot
+
+
+# --- call records -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCount(ExtraStoredData):
+    """A daily counter as saved across restarts: the count and the day it belongs to."""
+
+    day: date
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"day": self.day.isoformat(), "count": self.count}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> DailyCount | None:
+        try:
+            return cls(day=date.fromisoformat(stored["day"]), count=int(stored["count"]))
+        except KeyError, TypeError, ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLastCall(ExtraStoredData):
+    """The last call as saved across restarts."""
+
+    last_call: LastCall
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.last_call.received.isoformat(),
+            "attributes": self.last_call.attributes,
+        }
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> LastCall | None:
+        try:
+            received = dt_util.parse_datetime(stored["received"])
+            attributes = dict(stored["attributes"])
+        except KeyError, TypeError, ValueError:
+            return None
+        if received is None:
+            return None
+        return LastCall(received=received, attributes=attributes)
+
+
+CALL_COUNTERS: tuple[SensorEntityDescription, ...] = (
+    SensorEntityDescription(
+        key="calls_today",
+        translation_key="calls_today",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+    ),
+    SensorEntityDescription(
+        key="missed_calls_today",
+        translation_key="missed_calls_today",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+    ),
+)
+
+LAST_CALL = SensorEntityDescription(
+    key="last_call",
+    translation_key="last_call",
+    device_class=SensorDeviceClass.TIMESTAMP,
+)
+
+
+class CallLogSensor(SensorEntity, RestoreEntity):
+    """A sensor fed by CDR events, not by polling.
+
+    It stays available while the PBX is unreachable: what it shows is history, still
+    true, and CDRs the broker kept for us arrive when the connection returns.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, runtime: SmartPbxData, description: SensorEntityDescription) -> None:
+        self.entity_description = description
+        self.call_log: CallLog = runtime.call_log
+        self._attr_unique_id = f"{runtime.serial}_{description.key}"
+        self._attr_device_info = pbx_device_info(runtime.system.data.device_info)
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        if (stored := await self.async_get_last_extra_data()) is not None:
+            self._restore(stored.as_dict())
+        self.async_on_remove(self.call_log.async_add_listener(self.async_write_ha_state))
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class CallCounterSensor(CallLogSensor):
+    """Calls (or missed calls) today; zero again at local midnight."""
+
+    @property
+    def native_value(self) -> int:
+        return self.call_log.counts[self.entity_description.key]
+
+    @property
+    def extra_restore_state_data(self) -> DailyCount:
+        return DailyCount(day=self.call_log.day, count=self.native_value)
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        if (saved := DailyCount.from_dict(stored)) is not None:
+            self.call_log.async_restore_count(self.entity_description.key, saved.day, saved.count)
+
+
+class LastCallSensor(CallLogSensor):
+    """When the last call ended, with the fields of its CDR."""
+
+    @property
+    def native_value(self) -> datetime | None:
+        return None if self.call_log.last_call is None else self.call_log.last_call.received
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        return None if self.call_log.last_call is None else self.call_log.last_call.attributes
+
+    @property
+    def extra_restore_state_data(self) -> StoredLastCall | None:
+        if self.call_log.last_call is None:
+            return None
+        return StoredLastCall(self.call_log.last_call)
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        if (saved := StoredLastCall.from_dict(stored)) is not None:
+            self.call_log.async_restore_last_call(saved)
+
+
+# --- extensions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtensionSensorEntityDescription(SensorEntityDescription):
+    """A sensor of an extension device."""
+
+    value_fn: Callable[[Extension, SmartPbxData], StateType]
+    attr_fn: Callable[[Extension, SmartPbxData], dict[str, Any] | None] = lambda *_: None
+    uses_live_calls: bool = False
+
+
+def _current_call(extension: Extension, data: SmartPbxData) -> LiveCall | None:
+    calls = calls_of_extension(data.live_calls.data, extension.number)
+    return calls[0] if calls else None
+
+
+def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
+    call = _current_call(extension, data)
+    return None if call is None else peer_of_extension(call, extension.number)
+
+
+def _current_peer_attributes(extension: Extension, data: SmartPbxData) -> dict[str, Any]:
+    peer = _current_peer(extension, data)
+    known = data.system.data.extensions.get(peer) if peer is not None else None
+    return {"peer_name": display_name(known) if known is not None else None}
+
+
+EXTENSION_SENSORS: tuple[ExtensionSensorEntityDescription, ...] = (
+    ExtensionSensorEntityDescription(
+        key="status",
+        translation_key="extension_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in ExtensionState],
+        value_fn=lambda extension, _: extension.state.value,
+        attr_fn=lambda extension, _: {"type": extension.type.value, "port": extension.port},
+    ),
+    ExtensionSensorEntityDescription(
+        key="current_peer",
+        translation_key="current_peer",
+        value_fn=_current_peer,
+        attr_fn=_current_peer_attributes,
+        uses_live_calls=True,
+    ),
+)
+
+
+class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SensorEntity):
+    """A sensor of an extension."""
+
+    entity_description: ExtensionSensorEntityDescription
+
+    def __init__(
+        self,
+        runtime: SmartPbxData,
+        description: ExtensionSensorEntityDescription,
+        extension: Extension,
+    ) -> None:
+        coordinator = runtime.live_calls if description.uses_live_calls else runtime.system
+        super().__init__(coordinator, runtime, description, extension)
+
+    @property
+    def native_value(self) -> StateType:
+        if (extension := self.extension) is None:
+            return None
+        return self.entity_description.value_fn(extension, self.runtime)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        if (extension := self.extension) is None:
+            return None
+        return self.entity_description.attr_fn(extension, self.runtime)
+
+
+# --- trunks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrunkSensorEntityDescription(SensorEntityDescription):
+    """A sensor of a trunk device."""
+
+    value_fn: Callable[[Trunk], StateType]
+    supported_fn: Callable[[Trunk], bool] = lambda _: True
+
+
+TRUNK_SENSORS: tuple[TrunkSensorEntityDescription, ...] = (
+    TrunkSensorEntityDescription(
+        key="status",
+        translation_key="trunk_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in TrunkState],
+        value_fn=lambda trunk: trunk.state.value,
+    ),
+    TrunkSensorEntityDescription(
+        key="line_voltage",
+        translation_key="line_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        value_fn=lambda trunk: trunk.line_voltage,
+        supported_fn=lambda trunk: trunk.type is TrunkType.FXO,
+    ),
+)
+
+
+class TrunkSensor(TrunkEntity[SmartPbxCoordinator[Any]], SensorEntity):
+    """A sensor of a trunk."""
+
+    entity_description: TrunkSensorEntityDescription
+
+    @property
+    def native_value(self) -> StateType:
+        if (trunk := self.trunk) is None:
+            return None
+        return self.entity_description.value_fn(trunk)
+
+
+# --- queues -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueSensorEntityDescription(SensorEntityDescription):
+    """A sensor of a queue device."""
+
+    value_fn: Callable[[QueueData], StateType]
+
+
+QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
+    QueueSensorEntityDescription(
+        key="waiting_calls",
+        translation_key="waiting_calls",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda queue: queue.status.calls if queue.status else None,
+    ),
+    QueueSensorEntityDescription(
+        key="completed_calls",
+        translation_key="completed_calls",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda queue: queue.status.completed if queue.status else None,
+    ),
+    QueueSensorEntityDescription(
+        key="abandoned_calls",
+        translation_key="abandoned_calls",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda queue: queue.status.abandoned if queue.status else None,
+    ),
+    QueueSensorEntityDescription(
+        key="hold_time",
+        translation_key="hold_time",
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        value_fn=lambda queue: queue.status.hold_time if queue.status else None,
+    ),
+    QueueSensorEntityDescription(
+        key="talk_time",
+        translation_key="talk_time",
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        value_fn=lambda queue: queue.status.talk_time if queue.status else None,
+    ),
+    QueueSensorEntityDescription(
+        key="strategy",
+        translation_key="strategy",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda queue: (queue.status.strategy if queue.status else "")
+        or queue.queue.strategy
+        or None,
+    ),
+)
+
+
+class QueueSensor(QueueEntity[SmartPbxCoordinator[Any]], SensorEntity):
+    """A sensor of a queue."""
+
+    entity_description: QueueSensorEntityDescription
+
+    @property
+    def native_value(self) -> StateType:
+        if (queue := self.queue_data) is None:
+            return None
+        return self.entity_description.value_fn(queue)
+
+
+# --- conferences --------------------------------------------------------------------------
+
+PARTICIPANTS = SensorEntityDescription(
+    key="participants",
+    translation_key="participants",
+    state_class=SensorStateClass.MEASUREMENT,
+)
+
+
+class ConferenceParticipantsSensor(ConferenceEntity[SmartPbxCoordinator[Any]], SensorEntity):
+    """How many are in a conference room, with their numbers and mute state.
+
+    The room's PINs (on the Conference model) are deliberately never read here.
+    """
+
+    _unrecorded_attributes = frozenset({"participants"})
+
+    @property
+    def native_value(self) -> int | None:
+        conference = self.conference_data
+        if conference is None or conference.status is None:
+            return None
+        return len(conference.status.members)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        conference = self.conference_data
+        if conference is None or conference.status is None:
+            return None
+        return {
+            "participants": [
+                {"number": member.callerid, "muted": member.muted}
+                for member in conference.status.members
+            ]
+        }
+
+
+# --- setup --------------------------------------------------------------------------------
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SmartPbxConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the PBX's sensors, and those of each extension, trunk, queue and conference."""
+    data = entry.runtime_data
+    async_add_entities(
+        [
+            *(PbxSensor(data, description) for description in PBX_SENSORS),
+            LastBootSensor(data),
+            *(CallCounterSensor(data, description) for description in CALL_COUNTERS),
+            LastCallSensor(data, LAST_CALL),
+        ]
+    )
+
+    def extension_sensors(number: str) -> list[ExtensionSensor]:
+        extension = data.system.data.extensions[number]
+        return [ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS]
+
+    def trunk_sensors(name: str) -> list[TrunkSensor]:
+        trunk = data.system.data.trunks[name]
+        return [
+            TrunkSensor(data.system, data, description, trunk)
+            for description in TRUNK_SENSORS
+            if description.supported_fn(trunk)
+        ]
+
+    def queue_sensors(number: str) -> list[QueueSensor]:
+        return [
+            QueueSensor(data.queues, data, description, number) for description in QUEUE_SENSORS
+        ]
+
+    def conference_sensors(number: str) -> list[ConferenceParticipantsSensor]:
+        return [ConferenceParticipantsSensor(data.conferences, data, PARTICIPANTS, number)]
+
+    async_add_entities_for_new_keys(
+        entry,
+        data.system,
+        lambda: data.system.data.extensions,
+        extension_sensors,
+        async_add_entities,
+    )
+    async_add_entities_for_new_keys(
+        entry, data.system, lambda: data.system.data.trunks, trunk_sensors, async_add_entities
+    )
+    async_add_entities_for_new_keys(
+        entry, data.queues, lambda: data.queues.data, queue_sensors, async_add_entities
+    )
+    async_add_entities_for_new_keys(
+        entry,
+        data.conferences,
+        lambda: data.conferences.data,
+        conference_sensors,
+        async_add_entities,
+    )

@@ -1,0 +1,113 @@
+"""Switches of the Smart PBX integration: pausing queue members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxQueueCoordinator
+from .entity import (
+    QueueEntity,
+    async_add_entities_for_new_keys,
+    async_pbx_command,
+    async_remove_entities_of_vanished_keys,
+)
+from .pbx.models import QueueMember
+
+PARALLEL_UPDATES = 1
+
+MEMBER_PAUSED = SwitchEntityDescription(key="paused", translation_key="member_paused")
+
+type MemberKey = tuple[str, str]
+"""(queue number, agent number)."""
+
+
+def _member_unique_part(queue: str, agent: str) -> str:
+    return f"queue_{queue}_member_{agent}"
+
+
+class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntity):
+    """On while a queue member (agent) is paused: the queue does not ring them."""
+
+    def __init__(self, runtime: SmartPbxData, queue: str, agent: str) -> None:
+        super().__init__(
+            runtime.queues,
+            runtime,
+            MEMBER_PAUSED,
+            queue,
+            unique_part=_member_unique_part(queue, agent),
+        )
+        self.agent = agent
+        self._attr_translation_placeholders = {"agent": agent}
+
+    @property
+    def member(self) -> QueueMember | None:
+        queue = self.queue_data
+        if queue is None or queue.status is None:
+            return None
+        return next((m for m in queue.status.members if m.agent == self.agent), None)
+
+    @property
+    def _present(self) -> bool:
+        return self.member is not None
+
+    @property
+    def is_on(self) -> bool | None:
+        return None if (member := self.member) is None else member.paused
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        await self._async_set_paused(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        await self._async_set_paused(False)
+
+    async def _async_set_paused(self, paused: bool) -> None:
+        await async_pbx_command(
+            "queue_paused",
+            self.runtime.client.queue_pause(
+                self.queue_number, self.agent, paused, timeout=self.runtime.command_timeout
+            ),
+        )
+        # Read the state back from the PBX rather than assume it.
+        await self.coordinator.async_refresh_queue(self.queue_number)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SmartPbxConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a paused switch for every member of every queue, as members come and go."""
+    data = entry.runtime_data
+    # Members of a queue whose status the PBX refused this time are kept, so a passing
+    # refusal does not delete (and lose the customisation of) their switches.
+    last_members: dict[str, set[str]] = {}
+
+    def current_members() -> set[MemberKey]:
+        for number, queue in data.queues.data.items():
+            if queue.status is not None:
+                last_members[number] = {member.agent for member in queue.status.members}
+        for number in set(last_members) - set(data.queues.data):
+            del last_members[number]
+        return {(number, agent) for number, agents in last_members.items() for agent in agents}
+
+    def member_switches(key: MemberKey) -> list[QueueMemberPausedSwitch]:
+        return [QueueMemberPausedSwitch(data, *key)]
+
+    @callback
+    def remove_switches(vanished: set[MemberKey]) -> None:
+        async_remove_entities_of_vanished_keys(
+            hass,
+            (
+                f"{data.serial}_{_member_unique_part(queue, agent)}_{MEMBER_PAUSED.key}"
+                for queue, agent in vanished
+            ),
+            "switch",
+        )
+
+    async_add_entities_for_new_keys(
+        entry, data.queues, current_members, member_switches, async_add_entities, remove_switches
+    )

@@ -1,0 +1,251 @@
+"""Set the integration up against the simulator on a real broker, for any test that needs it.
+
+Stable API (other test modules rely on it):
+
+- ``await setup_integration(hass, broker, *, sim_config=None, options=None, data=None)``
+  starts a :class:`SimulatorRunner` on ``broker``, adds a direct-transport config entry
+  for it and sets it up; returns ``(entry, runner)``. The caller owns both: unload the
+  entry and ``await runner.stop()`` afterwards, or use the fixture below, which does it.
+- ``smartpbx`` fixture: an async factory with the same keyword arguments (``broker``
+  defaults to the session broker); everything it made is unloaded and stopped at teardown.
+  Import the fixture functions (their ``name=`` is what tests ask for) into a test module:
+  ``from .integration_helpers import real_broker_fixture, smartpbx_fixture  # noqa: F401``
+  and use ``real_broker`` / ``smartpbx`` as test arguments.
+- ``direct_entry_data(broker, token)``, ``TEST_OPTIONS``, ``add_entry(...)`` build entries
+  without setting them up (e.g. to test setup failures).
+- ``await wait_for(predicate, limit=...)`` polls a condition on the event loop with a
+  deadline; ``entity_id_of(hass, platform, unique_id)`` finds an entity id by unique id.
+- ``real_broker`` fixture: the session ``broker``, created only after this test enabled
+  sockets. phcc disables sockets in its own ``pytest_runtest_setup`` hook, which runs
+  after pytest-socket's, so the ``enable_socket`` marker alone does not help, and a
+  session fixture is set up before any function fixture (like ``socket_enabled``) would
+  enable them. Tests that need their own brokers list ``socket_enabled`` before
+  ``private_broker`` / ``broker_factory``.
+
+Tests keep the poll interval long (TEST_OPTIONS) so that nothing polls unless the test
+asks: a test refreshes coordinators itself, or fires time, and counts polls exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import json
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.smartpbx.const import (
+    CONF_COMMAND_TIMEOUT,
+    CONF_POLL_INTERVAL,
+    CONF_TLS,
+    CONF_TOKEN,
+    CONF_TRANSPORT,
+    CONF_VERIFY_SSL,
+    DOMAIN,
+    TRANSPORT_DIRECT,
+)
+from custom_components.smartpbx.coordinator import SmartPbxData
+from smartpbx_sim import PbxConfig
+from smartpbx_sim.runner import SimulatorRunner
+
+from .broker import MosquittoBroker
+
+
+@pytest.fixture(name="real_broker")
+def real_broker_fixture(socket_enabled: None, request: pytest.FixtureRequest) -> MosquittoBroker:
+    """The session-wide anonymous broker, with sockets enabled for this test."""
+    running: MosquittoBroker = request.getfixturevalue("broker")
+    return running
+
+
+TEST_OPTIONS: dict[str, Any] = {CONF_POLL_INTERVAL: 3600, CONF_COMMAND_TIMEOUT: 2.0}
+"""No polling during a test unless it asks; commands fail fast when nothing answers."""
+
+SMALL_PBX = PbxConfig(
+    sip_extensions=3,
+    fxs_extensions=1,
+    sip_trunks=1,
+    fxo_trunks=1,
+    queues=1,
+    queue_members=2,
+    conferences=1,
+    # An answered call stays up until a test hangs it up; nothing rings out by itself.
+    answer_delay=None,
+    ring_timeout=3600,
+)
+"""A PBX with one of everything (and a few extensions), small enough to read in a snapshot."""
+
+
+def direct_entry_data(
+    broker: MosquittoBroker,
+    token: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> dict[str, Any]:
+    """Config entry data for the direct transport to ``broker``."""
+    return {
+        CONF_TRANSPORT: TRANSPORT_DIRECT,
+        CONF_HOST: broker.host,
+        CONF_PORT: broker.port,
+        CONF_USERNAME: username,
+        CONF_PASSWORD: password,
+        CONF_TLS: False,
+        CONF_VERIFY_SSL: True,
+        CONF_TOKEN: token,
+    }
+
+
+def add_entry(
+    hass: HomeAssistant,
+    broker: MosquittoBroker,
+    sim_config: PbxConfig,
+    *,
+    options: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> MockConfigEntry:
+    """Add (not set up) a direct-transport entry for the PBX ``sim_config`` describes."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=sim_config.devicename,
+        unique_id=sim_config.serial,
+        data={**direct_entry_data(broker, sim_config.token), **(data or {})},
+        options={**TEST_OPTIONS, **(options or {})},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def start_simulator(
+    broker: MosquittoBroker, sim_config: PbxConfig | None = None, **runner_kwargs: Any
+) -> SimulatorRunner:
+    """A running simulator connected to ``broker`` (stop it with ``await runner.stop()``)."""
+    runner = SimulatorRunner(
+        sim_config or SMALL_PBX,
+        host=broker.host,
+        port=broker.port,
+        reconnect_interval=0.2,
+        **runner_kwargs,
+    )
+    await runner.start()
+    return runner
+
+
+async def setup_integration(
+    hass: HomeAssistant,
+    broker: MosquittoBroker,
+    *,
+    sim_config: PbxConfig | None = None,
+    options: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> tuple[MockConfigEntry, SimulatorRunner]:
+    """Start a simulator on ``broker`` and set up a config entry for it; both running.
+
+    ``sim_config`` defaults to SMALL_PBX, ``options`` are merged over TEST_OPTIONS and
+    ``data`` over the direct-transport data. Fails the test unless the entry loads.
+    """
+    sim_config = sim_config or SMALL_PBX
+    runner = await start_simulator(broker, sim_config)
+    try:
+        entry = add_entry(hass, broker, sim_config, options=options, data=data)
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED, entry.state
+    except BaseException:
+        await runner.stop()
+        raise
+    return entry, runner
+
+
+async def unload_integration(
+    hass: HomeAssistant, entry: MockConfigEntry, runner: SimulatorRunner | None = None
+) -> None:
+    """Unload ``entry`` (if loaded) and stop ``runner``."""
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    if runner is not None:
+        await runner.stop()
+
+
+type SmartPbxFactory = Callable[..., Awaitable[tuple[MockConfigEntry, SimulatorRunner]]]
+
+
+@pytest.fixture(name="smartpbx")
+async def smartpbx_fixture(
+    hass: HomeAssistant, real_broker: MosquittoBroker
+) -> AsyncIterator[SmartPbxFactory]:
+    """Factory: ``entry, runner = await smartpbx(sim_config=..., options=..., broker=...)``.
+
+    Everything it set up is unloaded and stopped when the test ends.
+    """
+    made: list[tuple[MockConfigEntry, SimulatorRunner]] = []
+
+    async def factory(
+        *,
+        sim_config: PbxConfig | None = None,
+        options: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        broker: MosquittoBroker = real_broker,
+    ) -> tuple[MockConfigEntry, SimulatorRunner]:
+        result = await setup_integration(
+            hass, broker, sim_config=sim_config, options=options, data=data
+        )
+        made.append(result)
+        return result
+
+    yield factory
+    for entry, runner in reversed(made):
+        await unload_integration(hass, entry, runner)
+
+
+def runtime(entry: MockConfigEntry) -> SmartPbxData:
+    """The entry's typed runtime data."""
+    data: SmartPbxData = entry.runtime_data
+    return data
+
+
+async def wait_for(
+    predicate: Callable[[], bool], limit: float = 5.0, interval: float = 0.01
+) -> None:
+    """Wait until ``predicate()`` holds, checking every ``interval``; fail after ``limit``.
+
+    Polling, not an Event: the conditions are about Home Assistant's state, which has no
+    single thing to wait on.
+    """
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(interval)
+
+
+def entity_id_of(hass: HomeAssistant, platform: str, unique_id: str) -> str:
+    """The entity id registered for ``unique_id`` on ``platform`` (fails if none)."""
+    entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id)
+    assert entity_id is not None, f"no {platform} entity with unique id {unique_id}"
+    return entity_id
+
+
+def record_commands(runner: SimulatorRunner) -> list[str]:
+    """Start recording the ``cmd`` of every command the simulated PBX receives, in order.
+
+    Returns the list it appends to (clear it to start counting afresh).
+    """
+    received: list[str] = []
+    pbx = runner.pbx
+    handle = pbx.handle_command
+
+    def recording(sub_topic: str, payload: bytes | str) -> None:
+        try:
+            received.append(str(json.loads(payload).get("cmd")))
+        except ValueError, AttributeError:
+            received.append("<unreadable>")
+        handle(sub_topic, payload)
+
+    pbx.handle_command = recording  # type: ignore[method-assign]
+    return received

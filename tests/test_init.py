@@ -1,0 +1,243 @@
+"""Setting up, unloading and reloading the integration, and why setup can fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from unittest.mock import MagicMock
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+
+from custom_components.smartpbx import async_remove_config_entry_device
+from custom_components.smartpbx.const import (
+    CONF_COMMAND_TIMEOUT,
+    CONF_TOKEN,
+    CONF_TRANSPORT,
+    DOMAIN,
+    TRANSPORT_HA_MQTT,
+)
+from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
+from smartpbx_sim import PbxConfig, SimulatedPbx
+
+from .broker import MosquittoBroker
+from .config_flow_helpers import attach_pbx_to_ha_mqtt, close_ha_mqtt_socket
+from .integration_helpers import (  # noqa: F401
+    SMALL_PBX,
+    SmartPbxFactory,
+    add_entry,
+    real_broker_fixture,
+    runtime,
+    smartpbx_fixture,
+    start_simulator,
+    unload_integration,
+)
+
+
+async def test_setup_loads_everything_and_unload_releases_it(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory
+) -> None:
+    entry, runner = await smartpbx()
+    data = runtime(entry)
+    assert data.serial == SMALL_PBX.serial
+    assert set(data.system.data.extensions) == set(runner.pbx.extensions)
+    assert set(data.queues.data) == set(runner.pbx.queues)
+    assert set(data.conferences.data) == set(runner.pbx.conferences)
+    assert data.live_calls.data == ()
+    assert data.transport.connected
+    assert hass.states.get("sensor.spx1004o4s_extensions_online").state == "4"
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    # Our own broker connection is closed (phcc also fails on any task left behind).
+    assert not data.transport.connected
+    assert not data.client.connected
+    assert hass.states.get("sensor.spx1004o4s_extensions_online").state == "unavailable"
+
+
+async def test_reload(hass: HomeAssistant, smartpbx: SmartPbxFactory) -> None:
+    entry, _ = await smartpbx()
+    before = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    after = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    assert {e.entity_id for e in after} == {e.entity_id for e in before}
+    assert hass.states.get("sensor.spx1004o4s_extensions_online").state == "4"
+
+
+async def test_not_ready_when_broker_is_down(
+    hass: HomeAssistant, socket_enabled: None, private_broker: MosquittoBroker
+) -> None:
+    private_broker.stop()
+    entry = add_entry(hass, private_broker, SMALL_PBX)
+
+    await hass.config_entries.async_setup(entry.entry_id)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.error_reason_translation_key == "broker_unreachable"
+    await unload_integration(hass, entry)
+
+
+async def test_not_ready_when_pbx_is_silent(
+    hass: HomeAssistant, real_broker: MosquittoBroker
+) -> None:
+    runner = await start_simulator(real_broker)
+    runner.silent = True
+    entry = add_entry(hass, real_broker, SMALL_PBX, options={CONF_COMMAND_TIMEOUT: 0.3})
+    try:
+        await hass.config_entries.async_setup(entry.entry_id)
+
+        assert entry.state is ConfigEntryState.SETUP_RETRY
+        assert entry.error_reason_translation_key == "command_timeout"
+    finally:
+        await unload_integration(hass, entry, runner)
+
+
+async def test_not_ready_when_no_pbx_uses_the_token(
+    hass: HomeAssistant, real_broker: MosquittoBroker
+) -> None:
+    entry = add_entry(
+        hass,
+        real_broker,
+        SMALL_PBX,
+        options={CONF_COMMAND_TIMEOUT: 0.2},
+        data={CONF_TOKEN: "nobody-listens"},
+    )
+    await hass.config_entries.async_setup(entry.entry_id)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    await unload_integration(hass, entry)
+
+
+async def test_auth_failure_starts_reauth(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    broker_factory: Callable[..., MosquittoBroker],
+) -> None:
+    broker = broker_factory(users={"pbx": "pbx-secret", "ha": "right"})
+    entry = add_entry(hass, broker, SMALL_PBX, data={"username": "ha", "password": "wrong"})
+
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.error_reason_translation_key == "broker_auth_failed"
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert flows[0]["context"]["entry_id"] == entry.entry_id
+
+
+async def test_not_ready_without_home_assistant_mqtt(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SMALL_PBX.serial,
+        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
+    )
+    entry.add_to_hass(hass)
+
+    await hass.config_entries.async_setup(entry.entry_id)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.error_reason_translation_key == "mqtt_not_available"
+    await unload_integration(hass, entry)
+
+
+async def test_setup_over_home_assistant_mqtt(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mqtt_client_mock: MagicMock
+) -> None:
+    """Home Assistant's own MQTT connection as the transport, the simulator behind it."""
+    pbx = SimulatedPbx(SMALL_PBX)
+    attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SMALL_PBX.serial,
+        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
+        options={CONF_COMMAND_TIMEOUT: 2.0},
+    )
+    entry.add_to_hass(hass)
+
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("sensor.extension_8001_status").state == "idle"
+    pbx.set_extension_status("8001", "InUse")
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.extension_8001_status").state == "in_use"
+
+    await unload_integration(hass, entry)
+    close_ha_mqtt_socket(mqtt_client_mock)
+
+
+async def test_refuses_a_different_pbx(hass: HomeAssistant, real_broker: MosquittoBroker) -> None:
+    # The token now leads to another PBX than the one the entry was made for.
+    other = PbxConfig(
+        token=SMALL_PBX.token, serial="XR00000000000001", sip_extensions=1, fxs_extensions=0
+    )
+    runner = await start_simulator(real_broker, other)
+    entry = add_entry(hass, real_broker, SMALL_PBX)
+    try:
+        await hass.config_entries.async_setup(entry.entry_id)
+
+        assert entry.state is ConfigEntryState.SETUP_ERROR
+        assert entry.error_reason_translation_key == "serial_mismatch"
+    finally:
+        await unload_integration(hass, entry, runner)
+
+
+async def test_remove_config_entry_device(
+    hass: HomeAssistant, device_registry: dr.DeviceRegistry, smartpbx: SmartPbxFactory
+) -> None:
+    entry, _ = await smartpbx()
+    pbx = device_registry.async_get_device_by_identifier(
+        pbx_identifier(SMALL_PBX.serial), entry.entry_id
+    )
+    present = device_registry.async_get_device_by_identifier(
+        extension_identifier(SMALL_PBX.serial, "8001"), entry.entry_id
+    )
+    assert pbx is not None
+    assert present is not None
+    stale = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={extension_identifier(SMALL_PBX.serial, "8999")},
+    )
+
+    assert not await async_remove_config_entry_device(hass, entry, pbx)
+    assert not await async_remove_config_entry_device(hass, entry, present)
+    assert await async_remove_config_entry_device(hass, entry, stale)
+
+
+@pytest.mark.parametrize("kind", ["extension", "trunk", "queue", "conference"])
+async def test_devices_have_names_and_hang_off_the_pbx(
+    hass: HomeAssistant,
+    device_registry: dr.DeviceRegistry,
+    smartpbx: SmartPbxFactory,
+    kind: str,
+) -> None:
+    entry, _ = await smartpbx()
+    pbx = device_registry.async_get_device_by_identifier(
+        pbx_identifier(SMALL_PBX.serial), entry.entry_id
+    )
+    assert pbx is not None
+    assert (pbx.manufacturer, pbx.model, pbx.serial_number, pbx.sw_version) == (
+        "Smart PBX",
+        SMALL_PBX.devicename,
+        SMALL_PBX.serial,
+        SMALL_PBX.firmware,
+    )
+    children = [
+        device
+        for device in dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+        if device.via_device_id == pbx.id
+        and any(f"_{kind}_" in identifier for _, identifier in device.identifiers)
+    ]
+    assert children
+    assert all(device.name and device.name.startswith(kind.capitalize()) for device in children)
