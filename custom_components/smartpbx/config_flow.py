@@ -18,7 +18,7 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -269,9 +269,8 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         self._async_abort_entries_match({CONF_TOKEN: token})
         self._discovered_token = token
         if self.hass.config_entries.flow.async_has_matching_flow(self):
-            return self.async_abort(
-                reason="already_in_progress", translation_domain=HOMEASSISTANT_DOMAIN
-            )
+            # Our own translation: HA before 2026.4 has no translation_domain argument.
+            return self.async_abort(reason="already_in_progress")
 
         data = {CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: token}
         info, error = await _async_error_of(async_probe_pbx(self.hass, data))

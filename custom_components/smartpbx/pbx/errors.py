@@ -52,3 +52,13 @@ class PbxInvalidArgumentError(PbxError, ValueError):
 
 class PbxBusyError(PbxError):
     """Too many commands are awaiting replies; the new one was not sent."""
+
+
+class PbxMalformedReplyError(PbxError):
+    """The PBX answered, but the reply's shape is beyond every known variant."""
+
+    def __init__(self, command: str, reason: str, reply: Mapping[str, Any]) -> None:
+        super().__init__(f"PBX sent an unreadable reply to {command!r}: {reason}")
+        self.command = command
+        self.reason = reason
+        self.reply = reply

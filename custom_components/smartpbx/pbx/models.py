@@ -15,10 +15,6 @@ from typing import Any
 type RawPayload = Mapping[str, Any]
 
 
-def _raw() -> Any:
-    return field(default_factory=dict, compare=False, repr=False)
-
-
 class ExtensionState(StrEnum):
     """Extension (Asterisk hint) state, normalised. UNKNOWN keeps the raw text elsewhere."""
 
@@ -107,7 +103,7 @@ class CommandReply:
     success: bool
     message: str
     request_id: str | None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +116,7 @@ class DeviceInfo:
     system_time: datetime | None
     """PBX local wall-clock time (naive: the PBX does not say its zone)."""
     uptime: timedelta | None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +129,7 @@ class Extension:
     state: ExtensionState
     state_raw: str
     port: str | None = None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +143,7 @@ class Trunk:
     port: str | None = None
     line_voltage: float | None = None
     """FXO line voltage (``vbat``) in volts; None for SIP trunks."""
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +159,7 @@ class LiveCall:
     state: str
     direction: str
     recording: str
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +168,7 @@ class DialResult:
 
     callid: str | None
     message: str
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +179,7 @@ class Queue:
     description: str
     members: tuple[str, ...]
     strategy: str
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +190,7 @@ class QueueMember:
     state: QueueMemberState
     state_code: int | None
     paused: bool
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +209,7 @@ class QueueStatus:
     completed: int | None
     abandoned: int | None
     members: tuple[QueueMember, ...]
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +223,7 @@ class Conference:
     wait_for_moderator: bool
     participant_pin: str = field(default="", repr=False)
     moderator_pin: str = field(default="", repr=False)
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +239,7 @@ class ConferenceMember:
     muted: bool
     talking: bool
     answered_time: timedelta | None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +248,7 @@ class ConferenceStatus:
 
     conference: str
     members: tuple[ConferenceMember, ...]
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +259,7 @@ class ExtensionStatusEvent:
     state: ExtensionState
     state_raw: str
     ip_address: str | None = None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +269,7 @@ class InviteEvent:
     from_number: str
     to_number: str
     callid: str | None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +280,7 @@ class IvrDtmfEvent:
     caller: str
     dtmf: str
     callid: str | None
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +302,7 @@ class CallRecord:
     direction: str
     dtmf: str
     record_file: str
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +310,7 @@ class UnknownEvent:
     """An event this library does not model; the payload is kept whole."""
 
     event: str
-    raw: RawPayload = _raw()
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
 type PbxEvent = ExtensionStatusEvent | InviteEvent | IvrDtmfEvent | CallRecord | UnknownEvent

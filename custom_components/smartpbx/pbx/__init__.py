@@ -1,0 +1,122 @@
+"""Smart PBX MQTT API client library. Imports nothing from Home Assistant.
+
+``SmartPbxClient`` speaks the vendor's command/response/event protocol over any
+``Transport``; ``AiomqttTransport`` is a ready transport over aiomqtt. Everything the PBX
+sends is parsed into the frozen models of ``models`` by the tolerant parsers of
+``parsing``; every argument is checked by ``validation`` before anything is published.
+"""
+
+from __future__ import annotations
+
+from .aiomqtt_transport import AiomqttTransport
+from .client import DEFAULT_TIMEOUT, MAX_PAYLOAD_BYTES, MAX_PENDING, EventCallback, SmartPbxClient
+from .errors import (
+    PbxAuthError,
+    PbxBusyError,
+    PbxCommandFailedError,
+    PbxConnectionError,
+    PbxError,
+    PbxInvalidArgumentError,
+    PbxMalformedReplyError,
+    PbxNotConnectedError,
+    PbxTimeoutError,
+)
+from .models import (
+    CallDisposition,
+    CallRecord,
+    CommandReply,
+    Conference,
+    ConferenceMember,
+    ConferenceStatus,
+    DeviceInfo,
+    DialResult,
+    Extension,
+    ExtensionState,
+    ExtensionStatusEvent,
+    ExtensionType,
+    InviteEvent,
+    IvrDtmfEvent,
+    ListenMode,
+    LiveCall,
+    PbxEvent,
+    Permission,
+    Queue,
+    QueueMember,
+    QueueMemberState,
+    QueueStatus,
+    Trunk,
+    TrunkState,
+    TrunkType,
+    UnknownEvent,
+)
+from .parsing import MalformedPayloadError
+from .topics import (
+    API_VERSION,
+    CommandTopic,
+    base_topic,
+    cdr_topic,
+    command_topic,
+    event_topic,
+    inbound_filter,
+    response_topic,
+    status_topic,
+)
+from .transport import ConnectionCallback, MessageCallback, Transport, Unsubscribe
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_TIMEOUT",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_PENDING",
+    "AiomqttTransport",
+    "CallDisposition",
+    "CallRecord",
+    "CommandReply",
+    "CommandTopic",
+    "Conference",
+    "ConferenceMember",
+    "ConferenceStatus",
+    "ConnectionCallback",
+    "DeviceInfo",
+    "DialResult",
+    "EventCallback",
+    "Extension",
+    "ExtensionState",
+    "ExtensionStatusEvent",
+    "ExtensionType",
+    "InviteEvent",
+    "IvrDtmfEvent",
+    "ListenMode",
+    "LiveCall",
+    "MalformedPayloadError",
+    "MessageCallback",
+    "PbxAuthError",
+    "PbxBusyError",
+    "PbxCommandFailedError",
+    "PbxConnectionError",
+    "PbxError",
+    "PbxEvent",
+    "PbxInvalidArgumentError",
+    "PbxMalformedReplyError",
+    "PbxNotConnectedError",
+    "PbxTimeoutError",
+    "Permission",
+    "Queue",
+    "QueueMember",
+    "QueueMemberState",
+    "QueueStatus",
+    "SmartPbxClient",
+    "Transport",
+    "Trunk",
+    "TrunkState",
+    "TrunkType",
+    "UnknownEvent",
+    "Unsubscribe",
+    "base_topic",
+    "cdr_topic",
+    "command_topic",
+    "event_topic",
+    "inbound_filter",
+    "response_topic",
+    "status_topic",
+]
