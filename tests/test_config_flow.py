@@ -474,7 +474,6 @@ async def test_discovery_while_a_discovery_runs(hass: HomeAssistant, ha_pbx: Sim
     assert_translated(second)
     assert second["type"] is FlowResultType.ABORT
     assert second["reason"] == "already_in_progress"
-    assert second["translation_domain"] == "homeassistant"
 
 
 @pytest.mark.parametrize(
