@@ -1,0 +1,180 @@
+"""Event entities: incoming calls, IVR keypresses and ended calls.
+
+The PBX device has one entity of each kind; every extension device has its own
+incoming-call entity, added as soon as the PBX lists a new extension. They are fed by
+the same relay that fires the bus events (events.py), so an entity and its bus event
+always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import LOGGER
+from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxSystemCoordinator
+from .entity import ExtensionEntity, PbxEntity, async_add_entities_for_new_keys
+from .events import pbx_event_signal
+from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
+
+# DTMF keys as event types. "*" and "#" are spelled out: event types are translation
+# keys, which Home Assistant allows to hold only a-z, 0-9, "-" and "_".
+DTMF_EVENT_TYPES: dict[str, str] = {
+    **{digit: digit for digit in "0123456789"},
+    "*": "star",
+    "#": "hash",
+}
+CALL_ENDED_EVENT_TYPES = [
+    disposition.value
+    for disposition in CallDisposition
+    if disposition is not CallDisposition.UNKNOWN
+]
+INCOMING_CALL = "incoming_call"
+
+
+def _pick(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: data.get(key) for key in keys}
+
+
+def _incoming_call(event: PbxEvent, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    if not isinstance(event, InviteEvent):
+        return None
+    return INCOMING_CALL, _pick(data, "from", "from_name", "to", "to_name", "callid")
+
+
+def _ivr_keypress(event: PbxEvent, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    if not isinstance(event, IvrDtmfEvent):
+        return None
+    if (event_type := DTMF_EVENT_TYPES.get(event.dtmf.strip())) is None:
+        LOGGER.debug("Ignoring IVR key %r from %s: not a phone key", event.dtmf, event.caller)
+        return None
+    return event_type, _pick(data, "ivr", "caller", "caller_name", "dtmf", "callid")
+
+
+def _call_ended(event: PbxEvent, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    if not isinstance(event, CallRecord):
+        return None
+    if event.disposition is CallDisposition.UNKNOWN:
+        LOGGER.debug("Ignoring CDR %s with disposition %r", event.callid, event.disposition_raw)
+        return None
+    return event.disposition.value, _pick(
+        data,
+        "src",
+        "src_name",
+        "dst",
+        "dst_name",
+        "callid",
+        "billsec",
+        "direction",
+        "disposition_raw",
+        "start",
+        "end",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmartPbxEventEntityDescription(EventEntityDescription):
+    """What an event entity reacts to.
+
+    ``event_fn`` gets the parsed event and the bus event's data and returns the event type
+    and attributes to record, or None when the event is not for this entity.
+    """
+
+    event_fn: Callable[[PbxEvent, Mapping[str, Any]], tuple[str, dict[str, Any]] | None]
+
+
+PBX_EVENT_DESCRIPTIONS: tuple[SmartPbxEventEntityDescription, ...] = (
+    SmartPbxEventEntityDescription(
+        key="incoming_call",
+        translation_key="incoming_call",
+        event_types=[INCOMING_CALL],
+        event_fn=_incoming_call,
+    ),
+    SmartPbxEventEntityDescription(
+        key="ivr_keypress",
+        translation_key="ivr_keypress",
+        event_types=list(DTMF_EVENT_TYPES.values()),
+        event_fn=_ivr_keypress,
+    ),
+    SmartPbxEventEntityDescription(
+        key="call_ended",
+        translation_key="call_ended",
+        event_types=CALL_ENDED_EVENT_TYPES,
+        event_fn=_call_ended,
+    ),
+)
+EXTENSION_INCOMING_CALL = SmartPbxEventEntityDescription(
+    key="incoming_call",
+    translation_key="incoming_call",
+    event_types=[INCOMING_CALL],
+    event_fn=_incoming_call,
+)
+
+
+class _PbxEventMixin(EventEntity):
+    """Records the events the relay dispatches that this entity's description accepts."""
+
+    entity_description: SmartPbxEventEntityDescription
+    runtime: SmartPbxData
+    coordinator: SmartPbxSystemCoordinator
+
+    def _accepts(self, event: PbxEvent) -> bool:
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                pbx_event_signal(self.coordinator.config_entry.entry_id),
+                self._async_handle_pbx_event,
+            )
+        )
+
+    @callback
+    def _async_handle_pbx_event(self, event: PbxEvent, data: Mapping[str, Any]) -> None:
+        if not self._accepts(event):
+            return
+        if (recorded := self.entity_description.event_fn(event, data)) is None:
+            return
+        event_type, attributes = recorded
+        self._trigger_event(event_type, attributes)
+        self.async_write_ha_state()
+
+
+class SmartPbxEventEntity(_PbxEventMixin, PbxEntity[SmartPbxSystemCoordinator]):
+    """An event entity of the PBX device."""
+
+
+class SmartPbxExtensionEventEntity(_PbxEventMixin, ExtensionEntity[SmartPbxSystemCoordinator]):
+    """An extension's own incoming-call entity."""
+
+    def _accepts(self, event: PbxEvent) -> bool:
+        return isinstance(event, InviteEvent) and event.to_number == self.number
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SmartPbxConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the PBX's event entities, and each extension's as extensions appear."""
+    runtime = entry.runtime_data
+    system = runtime.system
+    async_add_entities(
+        SmartPbxEventEntity(system, runtime, description) for description in PBX_EVENT_DESCRIPTIONS
+    )
+
+    def create(number: str) -> list[SmartPbxExtensionEventEntity]:
+        extension = system.data.extensions[number]
+        return [SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)]
+
+    async_add_entities_for_new_keys(
+        entry, system, lambda: system.data.extensions, create, async_add_entities
+    )

@@ -1,0 +1,192 @@
+"""PBX events on Home Assistant's event bus, and to the event entities.
+
+Every event the client parses is fired on the bus synchronously, from the client's
+listener, in the order the PBX published them: no task per event, so a burst of a
+thousand status changes arrives as a thousand bus events in order, and nothing is
+dropped. Events this integration does not model are fired as ``smartpbx_event`` with
+their payload, so automations can use firmware features before we model them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+import re
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util.signal_type import SignalType
+
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    DOMAIN,
+    EVENT_CDR,
+    EVENT_EXTENSION_STATUS,
+    EVENT_INVITE,
+    EVENT_IVR_DTMF,
+    EVENT_UNKNOWN,
+)
+from .coordinator import SmartPbxConfigEntry
+from .identifiers import extension_identifier, pbx_identifier
+from .pbx.models import (
+    CallRecord,
+    ExtensionStatusEvent,
+    InviteEvent,
+    IvrDtmfEvent,
+    PbxEvent,
+    UnknownEvent,
+)
+
+ATTR_DEVICE_ID = "device_id"
+ATTR_EXTENSION_DEVICE_ID = "extension_device_id"
+
+# A SIP contact such as "sip:8001@192.168.8.171:63414" (IPv6 hosts come bracketed).
+_SIP_CONTACT = re.compile(r"^sips?:(?:[^@]*@)?(\[[0-9A-Fa-f:.]+\]|[^:;>\s]+)")
+
+
+def pbx_event_signal(entry_id: str) -> SignalType[PbxEvent, Mapping[str, Any]]:
+    """The signal the event entities of one entry get (parsed event, bus event data) on."""
+    return SignalType(f"{DOMAIN}_{entry_id}_pbx_event")
+
+
+def _iso(value: datetime | None) -> str | None:
+    # The PBX prints its local wall-clock time without a zone: keep it naive, as sent.
+    return None if value is None else value.isoformat()
+
+
+def contact_host(contact: str | None) -> str | None:
+    """The address in a SIP contact, or the text itself when it is not a SIP URI."""
+    if not contact:
+        return None
+    if (match := _SIP_CONTACT.match(contact.strip())) is None:
+        return contact.strip()
+    return match[1].strip("[]")
+
+
+class _EventRelay:
+    """Turns the client's parsed events into bus events and entity signals."""
+
+    def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+        self._hass = hass
+        self._entry = entry
+        self._serial = entry.runtime_data.serial
+        self._device_registry = dr.async_get(hass)
+        self._signal = pbx_event_signal(entry.entry_id)
+        self._pbx_device_id: str | None = None
+
+    def _device_id(self) -> str | None:
+        # The PBX device exists from set-up on; cached once found, as it never changes.
+        if self._pbx_device_id is None and (
+            device := self._device_registry.async_get_device_by_identifier(
+                pbx_identifier(self._serial), self._entry.entry_id
+            )
+        ):
+            self._pbx_device_id = device.id
+        return self._pbx_device_id
+
+    def _extension_device_id(self, *numbers: str) -> str | None:
+        """The device of the first of ``numbers`` that is an extension of this PBX."""
+        for number in numbers:
+            if number and (
+                device := self._device_registry.async_get_device_by_identifier(
+                    extension_identifier(self._serial, number), self._entry.entry_id
+                )
+            ):
+                return device.id
+        return None
+
+    def _name(self, number: str) -> str | None:
+        """The extension's name where the PBX gave one (not just its number again)."""
+        system = self._entry.runtime_data.system.data
+        if system is None or (extension := system.extensions.get(number)) is None:
+            return None
+        name = extension.name.strip()
+        return name if name and name != number else None
+
+    def _base(self, *numbers: str) -> dict[str, Any]:
+        return {
+            ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
+            ATTR_DEVICE_ID: self._device_id(),
+            ATTR_EXTENSION_DEVICE_ID: self._extension_device_id(*numbers),
+        }
+
+    @callback
+    def async_handle(self, event: PbxEvent) -> None:
+        event_type, data = self._describe(event)
+        self._hass.bus.async_fire(event_type, data)
+        async_dispatcher_send(self._hass, self._signal, event, data)
+
+    def _describe(self, event: PbxEvent) -> tuple[str, dict[str, Any]]:
+        match event:
+            case InviteEvent():
+                # The called party is the extension the invite pops up on.
+                return EVENT_INVITE, {
+                    **self._base(event.to_number, event.from_number),
+                    "from": event.from_number,
+                    "to": event.to_number,
+                    "callid": event.callid,
+                    "from_name": self._name(event.from_number),
+                    "to_name": self._name(event.to_number),
+                }
+            case IvrDtmfEvent():
+                return EVENT_IVR_DTMF, {
+                    **self._base(event.caller),
+                    "ivr": event.ivr,
+                    "caller": event.caller,
+                    "caller_name": self._name(event.caller),
+                    "dtmf": event.dtmf,
+                    "callid": event.callid,
+                }
+            case CallRecord():
+                return EVENT_CDR, {
+                    **self._base(event.dst, event.src),
+                    "callid": event.callid,
+                    "src": event.src,
+                    "src_name": self._name(event.src),
+                    "src_channel": event.src_channel,
+                    "dst": event.dst,
+                    "dst_name": self._name(event.dst),
+                    "dst_channel": event.dst_channel,
+                    "start": _iso(event.start),
+                    "end": _iso(event.end),
+                    "billsec": event.billsec,
+                    "disposition": event.disposition.value,
+                    "disposition_raw": event.disposition_raw,
+                    "direction": event.direction,
+                    "dtmf": event.dtmf,
+                    "record_file": event.record_file,
+                }
+            case ExtensionStatusEvent():
+                return EVENT_EXTENSION_STATUS, {
+                    **self._base(event.extension),
+                    "extension": event.extension,
+                    "extension_name": self._name(event.extension),
+                    "state": event.state.value,
+                    "state_raw": event.state_raw,
+                    "ip_address": contact_host(event.ip_address),
+                    "contact": event.ip_address,
+                }
+            case UnknownEvent():
+                return EVENT_UNKNOWN, {
+                    ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
+                    ATTR_DEVICE_ID: self._device_id(),
+                    "event": event.event,
+                    "payload": _plain(event.raw),
+                }
+
+
+def _plain(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict copy, so listeners can never mutate the client's parsed payload."""
+    return {
+        key: _plain(value) if isinstance(value, Mapping) else value
+        for key, value in payload.items()
+    }
+
+
+@callback
+def async_setup_events(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> CALLBACK_TYPE:
+    """Relay the entry's PBX events to the bus and its event entities; returns the undo."""
+    relay = _EventRelay(hass, entry)
+    return entry.runtime_data.client.add_event_listener(relay.async_handle)

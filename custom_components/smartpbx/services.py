@@ -1,0 +1,690 @@
+"""Actions (services) of the Smart PBX integration.
+
+Every action may name the PBX with ``config_entry_id``; it is required only when more than
+one PBX is configured. Arguments are checked twice before anything is published: by the
+schema here (types, lengths, no extra keys) and by the client library (number syntax,
+allowed characters). Both kinds of rejection surface as a translated
+``ServiceValidationError`` naming the field, so a user sees what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from datetime import time as dt_time, timedelta
+import json
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+import homeassistant.helpers.config_validation as cv
+import voluptuous as vol
+
+from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, LOGGER
+from .coordinator import SmartPbxConfigEntry, SmartPbxData
+from .pbx import validation
+from .pbx.errors import (
+    PbxBusyError,
+    PbxCommandFailedError,
+    PbxConnectionError,
+    PbxError,
+    PbxInvalidArgumentError,
+    PbxNotConnectedError,
+    PbxTimeoutError,
+)
+from .pbx.models import (
+    CommandReply,
+    ConferenceMember,
+    ConferenceStatus,
+    ListenMode,
+    LiveCall,
+    Permission,
+    QueueMember,
+    QueueStatus,
+)
+from .pbx.topics import CommandTopic
+
+SERVICE_DIAL = "dial"
+SERVICE_HANGUP = "hangup"
+SERVICE_LISTEN = "listen"
+SERVICE_QUEUE_ADD = "queue_add"
+SERVICE_QUEUE_REMOVE = "queue_remove"
+SERVICE_QUEUE_PAUSE = "queue_pause"
+SERVICE_CONFERENCE_INVITE = "conference_invite"
+SERVICE_CONFERENCE_KICK = "conference_kick"
+SERVICE_CONFERENCE_MUTE = "conference_mute"
+SERVICE_CONFERENCE_UNMUTE = "conference_unmute"
+SERVICE_SET_EXTENSION = "set_extension"
+SERVICE_SET_WAKEUP_CALL = "set_wakeup_call"
+SERVICE_GET_LIVE_CALLS = "get_live_calls"
+SERVICE_GET_QUEUE_STATUS = "get_queue_status"
+SERVICE_GET_CONFERENCE_STATUS = "get_conference_status"
+SERVICE_SEND_COMMAND = "send_command"
+
+ATTR_CALLER = "caller"
+ATTR_CALLEE = "callee"
+ATTR_DIALPERMISSION = "dialpermission"
+ATTR_AUTOANSWER = "autoanswer"
+ATTR_CALLID = "callid"
+ATTR_CHANNEL = "channel"
+ATTR_MONITOR = "monitor"
+ATTR_EXTENSION = "extension"
+ATTR_MODE = "mode"
+ATTR_QUEUE = "queue"
+ATTR_PAUSED = "paused"
+ATTR_CONFERENCE = "conference"
+ATTR_MEMBER = "member"
+ATTR_LOGGED_IN = "logged_in"
+ATTR_FULL_NAME = "full_name"
+ATTR_PERMISSION = "permission"
+ATTR_TIME = "time"
+ATTR_SOUND = "sound"
+ATTR_CYCLE = "cycle"
+ATTR_TIMES = "times"
+ATTR_DAYS = "days"
+ATTR_SUB_TOPIC = "sub_topic"
+ATTR_PAYLOAD = "payload"
+
+# What a user picks in the UI, mapped to what the PBX stores.
+PERMISSIONS: dict[str, Permission] = {
+    "internal": Permission.INTERNAL,
+    "in_house": Permission.IN_HOUSE,
+    "local": Permission.LOCAL,
+    "national": Permission.NATIONAL,
+    "international": Permission.INTERNATIONAL,
+}
+SUB_TOPICS = [topic.value for topic in CommandTopic]
+
+# Raw replies may carry conference PINs (conf_list); they never leave Home Assistant's
+# core through an action response, which automation traces store on disk.
+_SECRET_REPLY_KEYS = frozenset({"participantpassword", "moderatorpassword"})
+REDACTED = "**REDACTED**"
+
+# The schema bounds lengths with the library's own limits; the library then checks the
+# characters (digits for numbers, TECH/resource for channels...).
+MAX_PAYLOAD_BYTES = 8192
+"""A raw command larger than this is surely a mistake; real ones are under 1 KiB."""
+
+_NUMBER = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_NUMBER_LENGTH))
+_CHANNEL = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_CHANNEL_LENGTH))
+_CALLID = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_CALLID_LENGTH))
+_NAME = vol.All(cv.string, vol.Length(max=validation.MAX_NAME_LENGTH))
+_FILE_NAME = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=2 * validation.MAX_NAME_LENGTH))
+# Wake-up call counts: cycle in minutes (up to a day), a few calls, up to a year of days.
+_CYCLE = vol.All(vol.Coerce(int), vol.Range(min=0, max=1440))
+_TIMES = vol.All(vol.Coerce(int), vol.Range(min=1, max=100))
+_DAYS = vol.All(vol.Coerce(int), vol.Range(min=0, max=366))
+_ENTRY: dict[vol.Marker, Any] = {
+    vol.Optional(ATTR_CONFIG_ENTRY_ID): vol.All(cv.string, vol.Length(max=64))
+}
+
+
+def _bounded_payload(value: Any) -> dict[str, Any]:
+    """A JSON object small enough to publish, with a command name in ``cmd``."""
+    if not isinstance(value, Mapping):
+        raise vol.Invalid("expected an object")
+    try:
+        encoded = json.dumps(value)
+    except (TypeError, ValueError) as err:
+        raise vol.Invalid("must contain JSON values only") from err
+    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
+        raise vol.Invalid(f"must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")
+    command = value.get("cmd")
+    if not isinstance(command, str) or not command.strip():
+        raise vol.Invalid("must contain a non-empty string 'cmd'")
+    return dict(value)
+
+
+def _validated(schema: vol.Schema) -> Any:
+    """Wrap a schema so its rejections become translated ServiceValidationErrors.
+
+    Home Assistant passes an action schema's own ``vol.Invalid`` through untranslated;
+    the wrapper names the offending field in the user's language instead.
+    """
+
+    def validate(data: Any) -> Any:
+        try:
+            return schema(data)
+        except vol.Invalid as err:
+            errors = getattr(err, "errors", None) or [err]
+            first = errors[0]
+            field = ".".join(str(part) for part in first.path) or "data"
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_argument",
+                translation_placeholders={"field": field, "reason": first.error_message},
+            ) from err
+
+    # Typed Any: Home Assistant declares probatio's schema types, which type checkers do
+    # not equate with the voluptuous names this module imports (aliased at run time).
+    return vol.All(validate)
+
+
+DIAL_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_CALLER): _NUMBER,
+        vol.Required(ATTR_CALLEE): _NUMBER,
+        vol.Optional(ATTR_DIALPERMISSION): _NUMBER,
+        vol.Optional(ATTR_AUTOANSWER, default=False): cv.boolean,
+    }
+)
+HANGUP_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Optional(ATTR_CALLID): _CALLID,
+        vol.Optional(ATTR_CHANNEL): _CHANNEL,
+    }
+)
+LISTEN_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_MONITOR): _NUMBER,
+        vol.Required(ATTR_EXTENSION): _NUMBER,
+        vol.Optional(ATTR_MODE, default=ListenMode.LISTEN.value): vol.In(
+            [mode.value for mode in ListenMode]
+        ),
+    }
+)
+QUEUE_MEMBER_SCHEMA = vol.Schema(
+    {**_ENTRY, vol.Required(ATTR_QUEUE): _NUMBER, vol.Required(ATTR_EXTENSION): _NUMBER}
+)
+QUEUE_PAUSE_SCHEMA = QUEUE_MEMBER_SCHEMA.extend({vol.Required(ATTR_PAUSED): cv.boolean})
+CONFERENCE_INVITE_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_CONFERENCE): _NUMBER,
+        vol.Required(ATTR_MEMBER): _NUMBER,
+        vol.Required(ATTR_DIALPERMISSION): _NUMBER,
+    }
+)
+CONFERENCE_MEMBER_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_CONFERENCE): _NUMBER,
+        vol.Optional(ATTR_CHANNEL): _CHANNEL,
+        vol.Optional(ATTR_MEMBER): _NUMBER,
+    }
+)
+SET_EXTENSION_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_EXTENSION): _NUMBER,
+        vol.Required(ATTR_LOGGED_IN): cv.boolean,
+        vol.Required(ATTR_PERMISSION): vol.In(list(PERMISSIONS)),
+        vol.Optional(ATTR_FULL_NAME): _NAME,
+    }
+)
+SET_WAKEUP_CALL_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_EXTENSION): _NUMBER,
+        vol.Required(ATTR_TIME): cv.time,
+        vol.Required(ATTR_SOUND): _FILE_NAME,
+        vol.Required(ATTR_CYCLE): _CYCLE,
+        vol.Required(ATTR_TIMES): _TIMES,
+        vol.Required(ATTR_DAYS): _DAYS,
+    }
+)
+GET_LIVE_CALLS_SCHEMA = vol.Schema(_ENTRY)
+GET_QUEUE_STATUS_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_QUEUE): _NUMBER})
+GET_CONFERENCE_STATUS_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_CONFERENCE): _NUMBER})
+SEND_COMMAND_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_SUB_TOPIC): vol.In(SUB_TOPICS),
+        vol.Required(ATTR_PAYLOAD): _bounded_payload,
+    }
+)
+
+# The library's argument names where they differ from the actions' field names, so a
+# rejected argument is reported under the name the user typed.
+_CONFERENCE_FIELDS = {"conf": ATTR_CONFERENCE, "conference": ATTR_CONFERENCE}
+
+type _Handler = Callable[[SmartPbxData, dict[str, Any]], Awaitable[ServiceResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    """One action: its schema, what it does, and which entities it may change."""
+
+    schema: vol.Schema
+    handler: _Handler
+    supports_response: SupportsResponse = SupportsResponse.NONE
+    refresh: Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]] | None = None
+    """Brings the entities the action changed up to date without waiting for a poll."""
+
+
+# --- resolving the PBX -------------------------------------------------------------------
+
+
+@callback
+def _async_get_entry(hass: HomeAssistant, entry_id: str | None) -> SmartPbxConfigEntry:
+    """The loaded config entry an action is for, or a translated explanation why not."""
+    if entry_id is None:
+        entries = hass.config_entries.async_entries(
+            DOMAIN, include_ignore=False, include_disabled=False
+        )
+        if not entries:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="no_config_entry"
+            )
+        if len(entries) > 1:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="config_entry_ambiguous",
+                translation_placeholders={
+                    "titles": ", ".join(sorted(entry.title for entry in entries))
+                },
+            )
+        entry = entries[0]
+    else:
+        found = hass.config_entries.async_get_entry(entry_id)
+        if found is None or found.domain != DOMAIN:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="config_entry_not_found",
+                translation_placeholders={"config_entry_id": entry_id},
+            )
+        entry = found
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="config_entry_not_loaded",
+            translation_placeholders={"title": entry.title},
+        )
+    return entry
+
+
+# --- calling the library -------------------------------------------------------------------
+
+
+async def _pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None = None) -> T:
+    """Await one library call, turning its errors into translated Home Assistant errors.
+
+    Errors name the PBX command (``conf_kick``, not the action) since that is what the
+    PBX answered, and what its message refers to.
+    """
+    try:
+        return await call
+    except PbxInvalidArgumentError as err:
+        field = (fields or {}).get(err.field, err.field)
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_argument",
+            translation_placeholders={"field": field, "reason": err.reason},
+        ) from err
+    except PbxCommandFailedError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_failed",
+            translation_placeholders={
+                "command": err.command,
+                "message": err.message or "no reason given",
+            },
+        ) from err
+    except PbxTimeoutError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_timeout",
+            translation_placeholders={"command": err.command, "timeout": f"{err.timeout:g}"},
+        ) from err
+    except PbxBusyError as err:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="pbx_busy") from err
+    except (PbxNotConnectedError, PbxConnectionError) as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="pbx_not_connected"
+        ) from err
+    except PbxError as err:  # e.g. a reply the library could not read
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="unexpected_error",
+            translation_placeholders={"error": str(err)},
+        ) from err
+
+
+def _exactly_one(data: Mapping[str, Any], first: str, second: str) -> None:
+    """Reject calls that give both or neither of two alternative fields."""
+    if (first in data) == (second in data):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="exactly_one_of",
+            translation_placeholders={"first": first, "second": second},
+        )
+
+
+# --- JSON-serialisable responses ---------------------------------------------------------------
+
+
+def _seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
+
+
+def _live_call_response(live_call: LiveCall) -> dict[str, Any]:
+    return {
+        "callid": live_call.callid,
+        "caller": live_call.caller,
+        "source": live_call.source,
+        "called": live_call.called,
+        "destination": live_call.destination,
+        "duration": _seconds(live_call.duration),
+        "state": live_call.state,
+        "direction": live_call.direction,
+        "recording": live_call.recording,
+    }
+
+
+def _queue_member_response(member: QueueMember) -> dict[str, Any]:
+    return {
+        "agent": member.agent,
+        "state": member.state.value,
+        "state_code": member.state_code,
+        "paused": member.paused,
+    }
+
+
+def _queue_status_response(status: QueueStatus) -> dict[str, Any]:
+    return {
+        "queue": status.queue,
+        "strategy": status.strategy,
+        "max_callers": status.max_callers,
+        "calls": status.calls,
+        "hold_time": status.hold_time,
+        "talk_time": status.talk_time,
+        "completed": status.completed,
+        "abandoned": status.abandoned,
+        "members": [_queue_member_response(member) for member in status.members],
+    }
+
+
+def _conference_member_response(member: ConferenceMember) -> dict[str, Any]:
+    return {
+        "callerid": member.callerid,
+        "channel": member.channel,
+        "admin": member.admin,
+        "marked_user": member.marked_user,
+        "wait_marked": member.wait_marked,
+        "waiting": member.waiting,
+        "muted": member.muted,
+        "talking": member.talking,
+        "answered_time": _seconds(member.answered_time),
+    }
+
+
+def _conference_status_response(status: ConferenceStatus) -> dict[str, Any]:
+    return {
+        "conference": status.conference,
+        "members": [_conference_member_response(member) for member in status.members],
+    }
+
+
+def _redact_secrets(value: Any) -> Any:
+    """A copy of a raw reply with every conference PIN replaced."""
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if key in _SECRET_REPLY_KEYS and item else _redact_secrets(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_secrets(item) for item in value]
+    return value
+
+
+# --- the actions -------------------------------------------------------------------------------
+
+
+async def _dial(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    result = await _pbx_call(
+        runtime.client.dial(
+            data[ATTR_CALLER],
+            data[ATTR_CALLEE],
+            dialpermission=data.get(ATTR_DIALPERMISSION),
+            autoanswer=data[ATTR_AUTOANSWER],
+        ),
+    )
+    return {"callid": result.callid}
+
+
+async def _hangup(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    _exactly_one(data, ATTR_CALLID, ATTR_CHANNEL)
+    await _pbx_call(
+        runtime.client.hangup(data.get(ATTR_CALLID), channel=data.get(ATTR_CHANNEL)),
+    )
+    return None
+
+
+async def _listen(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    result = await _pbx_call(
+        runtime.client.listen(
+            data[ATTR_MONITOR], data[ATTR_EXTENSION], ListenMode(data[ATTR_MODE])
+        ),
+    )
+    return {"callid": result.callid}
+
+
+async def _queue_add(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    await _pbx_call(
+        runtime.client.queue_add(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
+    )
+    return None
+
+
+async def _queue_remove(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    await _pbx_call(
+        runtime.client.queue_remove(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
+    )
+    return None
+
+
+async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    await _pbx_call(
+        runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED]),
+    )
+    return None
+
+
+async def _conference_invite(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    await _pbx_call(
+        runtime.client.conf_invite(
+            data[ATTR_CONFERENCE], data[ATTR_MEMBER], data[ATTR_DIALPERMISSION]
+        ),
+        _CONFERENCE_FIELDS,
+    )
+    return None
+
+
+async def _conference_channels(runtime: SmartPbxData, data: dict[str, Any]) -> list[str]:
+    """The channels a kick/mute/unmute acts on: the one given, or the member's own.
+
+    A member number is looked up in a fresh ``conf_status``: channels change with every
+    call, so a cached one could name somebody else's leg. A number that joined twice has
+    two channels; the action applies to both.
+    """
+    _exactly_one(data, ATTR_CHANNEL, ATTR_MEMBER)
+    if ATTR_CHANNEL in data:
+        return [data[ATTR_CHANNEL]]
+    conference: str = data[ATTR_CONFERENCE]
+    member: str = data[ATTR_MEMBER]
+    status = await _pbx_call(runtime.client.conf_status(conference), _CONFERENCE_FIELDS)
+    channels = [entry.channel for entry in status.members if entry.callerid == member]
+    if not channels:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="member_not_in_conference",
+            translation_placeholders={"member": member, "conference": conference},
+        )
+    return channels
+
+
+def _conference_member_action(
+    method: Callable[[SmartPbxData], Callable[[str, str], Awaitable[CommandReply]]],
+) -> _Handler:
+    async def handle(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+        for channel in await _conference_channels(runtime, data):
+            await _pbx_call(method(runtime)(data[ATTR_CONFERENCE], channel), _CONFERENCE_FIELDS)
+        return None
+
+    return handle
+
+
+async def _set_extension(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    await _pbx_call(
+        runtime.client.extension_set(
+            data[ATTR_EXTENSION],
+            logged_in=data[ATTR_LOGGED_IN],
+            permission=PERMISSIONS[data[ATTR_PERMISSION]],
+            fullname=data.get(ATTR_FULL_NAME),
+        ),
+        {"fullname": ATTR_FULL_NAME},
+    )
+    return None
+
+
+async def _set_wakeup_call(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    start: dt_time = data[ATTR_TIME]
+    await _pbx_call(
+        runtime.client.alarm_set(
+            data[ATTR_EXTENSION],
+            start=start.strftime("%H:%M"),
+            clock_sound=data[ATTR_SOUND],
+            cycle=data[ATTR_CYCLE],
+            times=data[ATTR_TIMES],
+            days=data[ATTR_DAYS],
+        ),
+        {"start": ATTR_TIME, "clock_sound": ATTR_SOUND},
+    )
+    return None
+
+
+async def _get_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    calls = await _pbx_call(runtime.client.live_calls())
+    return {"calls": [_live_call_response(live_call) for live_call in calls]}
+
+
+async def _get_queue_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    status = await _pbx_call(runtime.client.queue_status(data[ATTR_QUEUE]))
+    return _queue_status_response(status)
+
+
+async def _get_conference_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    status = await _pbx_call(runtime.client.conf_status(data[ATTR_CONFERENCE]), _CONFERENCE_FIELDS)
+    return _conference_status_response(status)
+
+
+async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    payload: dict[str, Any] = data[ATTR_PAYLOAD]
+    reply = await _pbx_call(
+        runtime.client.command(data[ATTR_SUB_TOPIC], payload),
+        {"cmd": ATTR_PAYLOAD},
+    )
+    redacted: dict[str, Any] = _redact_secrets(reply.raw)
+    return redacted
+
+
+# --- refreshing what an action changed -----------------------------------------------------
+
+
+async def _refresh_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> None:
+    # Debounced: the call's own events (invite, status changes) ask for the same poll.
+    runtime.live_calls.async_schedule_refresh()
+
+
+async def _refresh_queue(runtime: SmartPbxData, data: dict[str, Any]) -> None:
+    await runtime.queues.async_refresh_queue(data[ATTR_QUEUE])
+
+
+async def _refresh_conference(runtime: SmartPbxData, data: dict[str, Any]) -> None:
+    """Fetch the one conference the action changed, not every conference."""
+    coordinator = runtime.conferences
+    number: str = data[ATTR_CONFERENCE]
+    if coordinator.data is None or (current := coordinator.data.get(number)) is None:
+        await coordinator.async_request_refresh()
+        return
+    try:
+        status = await runtime.client.conf_status(number)
+    except PbxError as err:
+        # The action itself succeeded; the next poll catches up.
+        LOGGER.debug("Could not refresh conference %s after an action: %s", number, err)
+        return
+    coordinator.async_set_updated_data(
+        {**coordinator.data, number: replace(current, status=status)}
+    )
+
+
+async def _refresh_system(runtime: SmartPbxData, data: dict[str, Any]) -> None:
+    await runtime.system.async_request_refresh()
+
+
+ACTIONS: dict[str, _Action] = {
+    SERVICE_DIAL: _Action(DIAL_SCHEMA, _dial, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    SERVICE_HANGUP: _Action(HANGUP_SCHEMA, _hangup, refresh=_refresh_live_calls),
+    SERVICE_LISTEN: _Action(LISTEN_SCHEMA, _listen, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    SERVICE_QUEUE_ADD: _Action(QUEUE_MEMBER_SCHEMA, _queue_add, refresh=_refresh_queue),
+    SERVICE_QUEUE_REMOVE: _Action(QUEUE_MEMBER_SCHEMA, _queue_remove, refresh=_refresh_queue),
+    SERVICE_QUEUE_PAUSE: _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queue),
+    SERVICE_CONFERENCE_INVITE: _Action(
+        CONFERENCE_INVITE_SCHEMA, _conference_invite, refresh=_refresh_conference
+    ),
+    SERVICE_CONFERENCE_KICK: _Action(
+        CONFERENCE_MEMBER_SCHEMA,
+        _conference_member_action(lambda r: r.client.conf_kick),
+        refresh=_refresh_conference,
+    ),
+    SERVICE_CONFERENCE_MUTE: _Action(
+        CONFERENCE_MEMBER_SCHEMA,
+        _conference_member_action(lambda r: r.client.conf_mute),
+        refresh=_refresh_conference,
+    ),
+    SERVICE_CONFERENCE_UNMUTE: _Action(
+        CONFERENCE_MEMBER_SCHEMA,
+        _conference_member_action(lambda r: r.client.conf_unmute),
+        refresh=_refresh_conference,
+    ),
+    SERVICE_SET_EXTENSION: _Action(SET_EXTENSION_SCHEMA, _set_extension, refresh=_refresh_system),
+    SERVICE_SET_WAKEUP_CALL: _Action(SET_WAKEUP_CALL_SCHEMA, _set_wakeup_call),
+    SERVICE_GET_LIVE_CALLS: _Action(GET_LIVE_CALLS_SCHEMA, _get_live_calls, SupportsResponse.ONLY),
+    SERVICE_GET_QUEUE_STATUS: _Action(
+        GET_QUEUE_STATUS_SCHEMA, _get_queue_status, SupportsResponse.ONLY
+    ),
+    SERVICE_GET_CONFERENCE_STATUS: _Action(
+        GET_CONFERENCE_STATUS_SCHEMA, _get_conference_status, SupportsResponse.ONLY
+    ),
+    SERVICE_SEND_COMMAND: _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
+}
+
+
+def _make_service_handler(
+    action: _Action,
+) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
+    async def handle(call: ServiceCall) -> ServiceResponse:
+        entry = _async_get_entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+        runtime = entry.runtime_data
+        data = dict(call.data)
+        response = await action.handler(runtime, data)
+        if action.refresh is not None:
+            await action.refresh(runtime, data)
+        if action.supports_response is SupportsResponse.OPTIONAL and not call.return_response:
+            return None
+        return response
+
+    return handle
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register every action once, at integration set-up (not per config entry)."""
+    for service, action in ACTIONS.items():
+        hass.services.async_register(
+            DOMAIN,
+            service,
+            _make_service_handler(action),
+            schema=_validated(action.schema),
+            supports_response=action.supports_response,
+        )
