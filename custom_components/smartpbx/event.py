@@ -23,6 +23,9 @@ from .entity import ExtensionEntity, PbxEntity, async_add_entities_for_new_keys
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
 
+# Event entities only receive pushes; nothing to throttle.
+PARALLEL_UPDATES = 0
+
 # DTMF keys as event types. "*" and "#" are spelled out: event types are translation
 # keys, which Home Assistant allows to hold only a-z, 0-9, "-" and "_".
 DTMF_EVENT_TYPES: dict[str, str] = {
