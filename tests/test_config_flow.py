@@ -334,7 +334,20 @@ async def test_user_direct_creates_entry(
     assert result["title"] == DEVICE_NAME
     assert result["data"] == direct_data(broker)
     assert result["result"].unique_id == SERIAL
-    assert TOKEN not in caplog.text  # the token is a credential
+    # The token is a credential: never logged at INFO or above (topics at DEBUG are fine).
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and TOKEN in r.getMessage()]
+
+
+@direct
+async def test_user_direct_plain_broker_with_verification_unticked(
+    hass: HomeAssistant, broker: MosquittoBroker, sim: SimulatorRunner, mock_setup_entry: AsyncMock
+) -> None:
+    """Unticking "verify certificate" without TLS must not turn TLS on."""
+    result = await start_user_flow(hass)
+    result = await configure(hass, result["flow_id"], broker_form(broker, verify_ssl=False))
+    assert result["step_id"] == "token"
+    result = await configure(hass, result["flow_id"], {CONF_TOKEN: TOKEN})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 @direct

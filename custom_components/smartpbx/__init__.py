@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, Platform
+from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
@@ -20,15 +20,14 @@ from .const import (
     BROKER_CONNECT_TIMEOUT,
     CONF_COMMAND_TIMEOUT,
     CONF_POLL_INTERVAL,
-    CONF_TLS,
     CONF_TOKEN,
     CONF_TRANSPORT,
-    CONF_VERIFY_SSL,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT,
     DOMAIN,
     LOGGER,
+    MAX_PENDING_COMMANDS,
     TRANSPORT_HA_MQTT,
 )
 from .coordinator import (
@@ -43,10 +42,17 @@ from .coordinator import (
 )
 from .entity import DeviceSync, device_still_present, pbx_device_info
 from .identifiers import pbx_identifier
+from .issues import (
+    PbxSilenceWatch,
+    async_create_mqtt_issue,
+    async_delete_issues,
+    async_delete_mqtt_issue,
+)
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError
 from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
 from .pbx.transport import Transport
+from .probe import create_direct_transport
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -74,7 +80,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     transport = await _async_connect_transport(hass, entry)
     command_timeout = float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
     poll_interval = timedelta(seconds=entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL))
-    client = SmartPbxClient(transport, entry.data[CONF_TOKEN], timeout=command_timeout)
+    client = SmartPbxClient(
+        transport,
+        entry.data[CONF_TOKEN],
+        timeout=command_timeout,
+        max_pending=MAX_PENDING_COMMANDS,
+    )
     try:
         await client.start()
     except PbxError as err:
@@ -93,8 +104,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         command_timeout=command_timeout,
     )
     health.system = system
+    silence = PbxSilenceWatch(hass, entry)
     # The device info answer is the proof the PBX is there: without it nothing else.
-    await system.async_config_entry_first_refresh()
+    try:
+        await system.async_config_entry_first_refresh()
+    except ConfigEntryNotReady as err:
+        if err.translation_key == "command_timeout" and client.connected:
+            silence.async_not_answering(wait=False)
+        raise
+    silence.async_answered()
+    entry.async_on_unload(silence.async_pause)
     serial = system.data.device_info.serial
     if entry.unique_id is not None and serial != entry.unique_id:
         raise ConfigEntryError(
@@ -137,8 +156,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     )
 
     entry.async_on_unload(client.add_event_listener(_event_handler(data)))
-    entry.async_on_unload(client.add_connection_listener(_connection_handler(hass, entry, data)))
-    entry.async_on_unload(system.async_add_listener(_system_health_handler(hass, entry, data)))
+    entry.async_on_unload(
+        client.add_connection_listener(_connection_handler(hass, entry, data, silence))
+    )
+    entry.async_on_unload(
+        system.async_add_listener(_system_health_handler(hass, entry, data, silence))
+    )
     entry.async_on_unload(events.async_setup_events(hass, entry))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -151,6 +174,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
 async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> bool:
     """Unload the platforms; the client and transport close via async_on_unload."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+    """Drop the entry's repair issues (and what they remember) with the entry."""
+    async_delete_issues(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(
@@ -171,22 +199,18 @@ async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEnt
         from .mqtt_transport import HassMqttTransport
 
         if not await mqtt.async_wait_for_mqtt_client(hass):
+            # Setup retries by itself; the issue tells the user what it is waiting for.
+            async_create_mqtt_issue(hass, entry)
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN, translation_key="mqtt_not_available"
             )
+        async_delete_mqtt_issue(hass, entry.entry_id)
         return HassMqttTransport(hass)
-
-    from .pbx.aiomqtt_transport import AiomqttTransport
 
     host: str = entry.data[CONF_HOST]
     port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
-    transport = AiomqttTransport(
-        host,
-        port,
-        username=entry.data.get(CONF_USERNAME) or None,
-        password=entry.data.get(CONF_PASSWORD) or None,
-        tls=entry.data.get(CONF_TLS, False),
-        tls_insecure=not entry.data.get(CONF_VERIFY_SSL, True),
+    transport = create_direct_transport(
+        entry.data,
         # Stable across restarts, so the broker resumes the persistent session and keeps
         # what the PBX published while Home Assistant was away.
         client_id=f"ha-smartpbx-{entry.entry_id}",
@@ -240,7 +264,7 @@ def _refresh_all(
 
 
 def _connection_handler(
-    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData, silence: PbxSilenceWatch
 ) -> Callable[[bool], None]:
     """Make entities unavailable while the broker connection is down; catch up after.
 
@@ -254,6 +278,9 @@ def _connection_handler(
             return
         data.health.connected = connected
         LOGGER.debug("MQTT connection %s", "restored" if connected else "lost")
+        if not connected:
+            # Whether the PBX answers cannot be told without the broker.
+            silence.async_pause()
         if connected:
             # Entities show the data from before the outage until this refresh lands
             # (a few round trips); a PBX that went silent meanwhile fails it as usual.
@@ -265,18 +292,25 @@ def _connection_handler(
 
 
 def _system_health_handler(
-    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData, silence: PbxSilenceWatch
 ) -> Callable[[], None]:
     """When the PBX stops or resumes answering, tell every entity and catch up on data.
 
     The system coordinator has logged the change once already (Home Assistant's
-    coordinator does that); the others skip their polls while the PBX is silent.
+    coordinator does that); the others skip their polls while the PBX is silent. A
+    silence that lasts raises a repair issue (issues.py).
     """
     answered = data.system.last_update_success
 
     @callback
     def handle() -> None:
         nonlocal answered
+        if data.health.connected:
+            # A poll skipped while disconnected "succeeds" without asking the PBX.
+            if data.system.last_update_success:
+                silence.async_answered()
+            else:
+                silence.async_not_answering(wait=True)
         if data.system.last_update_success == answered:
             return
         answered = data.system.last_update_success

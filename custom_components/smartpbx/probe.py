@@ -64,15 +64,24 @@ def create_transport(hass: HomeAssistant, data: Mapping[str, Any]) -> Transport:
     return create_direct_transport(data)
 
 
-def create_direct_transport(data: Mapping[str, Any]) -> AiomqttTransport:
-    """The aiomqtt transport to the broker a direct entry names, not yet connected."""
+def create_direct_transport(
+    data: Mapping[str, Any], *, client_id: str | None = None
+) -> AiomqttTransport:
+    """The aiomqtt transport to the broker a direct entry names, not yet connected.
+
+    ``client_id`` should be stable for a config entry (persistent session); None gives a
+    random id with a clean session, right for a one-off probe.
+    """
+    tls = bool(data.get(CONF_TLS, False))
     return AiomqttTransport(
         data[CONF_HOST],
         data.get(CONF_PORT, DEFAULT_PORT),
         username=data.get(CONF_USERNAME) or None,
         password=data.get(CONF_PASSWORD) or None,
-        tls=data.get(CONF_TLS, False),
-        tls_insecure=not data.get(CONF_VERIFY_SSL, True),
+        tls=tls,
+        # "Verify the certificate" only means something with TLS on; off must not turn TLS on.
+        tls_insecure=tls and not data.get(CONF_VERIFY_SSL, True),
+        client_id=client_id,
     )
 
 
