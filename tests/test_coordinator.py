@@ -99,7 +99,7 @@ async def test_extension_status_event_updates_without_polling(
     await wait_for(lambda: hass.states.get(STATUS_8001).state == "busy")
 
     runner.set_extension_status("8001", ExtStatus.UNAVAILABLE)
-    await wait_for(lambda: hass.states.get(STATUS_8001).state == "unavailable")
+    await wait_for(lambda: hass.states.get(STATUS_8001).state == "offline")
     # The extensions-online count follows the same event.
     assert hass.states.get(ONLINE).state == "3"
     assert data.system.poll_count == system_polls

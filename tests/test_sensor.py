@@ -57,10 +57,26 @@ async def test_extension_status_with_type_and_port(
         "busy",
         "ringing",
         "on_hold",
-        "unavailable",
-        "unknown",
+        "offline",
     ]
     assert _state(hass, "sensor.spx1004o4s_extensions_online").state == "4"
+
+
+async def test_extension_status_never_uses_reserved_states(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory
+) -> None:
+    """PBX "Unavailable" is an option of its own; a state we do not know is HA's unknown."""
+    _, runner = await smartpbx()
+    entity_id = "sensor.extension_8001_status"
+
+    status = {"event": "extension_status", "extension": "8001"}
+    runner.pbx.emit_event(status | {"status": "Unavailable"})
+    await wait_for(lambda: _state(hass, entity_id).state == "offline")
+    assert _state(hass, entity_id).attributes["pbx_status"] == "Unavailable"
+
+    runner.pbx.emit_event(status | {"status": "Paging"})
+    await wait_for(lambda: _state(hass, entity_id).state == "unknown")
+    assert _state(hass, entity_id).attributes["pbx_status"] == "Paging"
 
 
 async def test_active_calls_and_current_peer(
@@ -138,13 +154,25 @@ async def test_trunk_sensors(hass: HomeAssistant, smartpbx: SmartPbxFactory) -> 
 async def test_queue_sensors(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, smartpbx: SmartPbxFactory
 ) -> None:
-    entry, _ = await smartpbx()
+    entry, runner = await smartpbx()
 
     for name in ("waiting_calls", "completed_calls", "abandoned_calls"):
         assert _state(hass, f"sensor.queue_6666_{name}").state == "0"
     hold = _state(hass, "sensor.queue_6666_average_hold_time")
     assert (hold.state, hold.attributes["unit_of_measurement"]) == ("0", "s")
     assert hold.attributes["device_class"] == "duration"
+
+    # A caller waits in the queue and hangs up unanswered (agents never answer in SMALL_PBX).
+    callid = runner.incoming_call("0612345678", "6666")
+    await runtime(entry).queues.async_refresh()
+    await hass.async_block_till_done()
+    assert _state(hass, "sensor.queue_6666_waiting_calls").state == "1"
+    runner.pbx.advance(5)
+    runner.pbx.hangup_call(callid)
+    await runtime(entry).queues.async_refresh()
+    await hass.async_block_till_done()
+    assert _state(hass, "sensor.queue_6666_waiting_calls").state == "0"
+    assert _state(hass, "sensor.queue_6666_abandoned_calls").state == "1"
 
     # The ring strategy is diagnostic and disabled by default.
     strategy = entity_registry.async_get("sensor.queue_6666_ring_strategy")

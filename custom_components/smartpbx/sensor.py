@@ -324,14 +324,34 @@ def _current_peer_attributes(extension: Extension, data: SmartPbxData) -> dict[s
     return {"peer_name": display_name(known) if known is not None else None}
 
 
+# Home Assistant reserves "unavailable" and "unknown" for the entity itself: a phone the
+# PBX reports as Unavailable is "offline" here (shown as "Unavailable"), and a state the
+# library does not know becomes HA's own unknown, with the PBX's text in an attribute.
+OFFLINE = "offline"
+
+
+def _enum_state(state: ExtensionState | TrunkState) -> str | None:
+    if state.value == "unknown":
+        return None
+    return OFFLINE if state.value == "unavailable" else state.value
+
+
+def _enum_options(states: type[ExtensionState] | type[TrunkState]) -> list[str]:
+    return [option for state in states if (option := _enum_state(state)) is not None]
+
+
 EXTENSION_SENSORS: tuple[ExtensionSensorEntityDescription, ...] = (
     ExtensionSensorEntityDescription(
         key="status",
         translation_key="extension_status",
         device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in ExtensionState],
-        value_fn=lambda extension, _: extension.state.value,
-        attr_fn=lambda extension, _: {"type": extension.type.value, "port": extension.port},
+        options=_enum_options(ExtensionState),
+        value_fn=lambda extension, _: _enum_state(extension.state),
+        attr_fn=lambda extension, _: {
+            "type": extension.type.value,
+            "port": extension.port,
+            "pbx_status": extension.state_raw,
+        },
     ),
     ExtensionSensorEntityDescription(
         key="current_peer",
@@ -386,8 +406,8 @@ TRUNK_SENSORS: tuple[TrunkSensorEntityDescription, ...] = (
         key="status",
         translation_key="trunk_status",
         device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in TrunkState],
-        value_fn=lambda trunk: trunk.state.value,
+        options=_enum_options(TrunkState),
+        value_fn=lambda trunk: _enum_state(trunk.state),
     ),
     TrunkSensorEntityDescription(
         key="line_voltage",
