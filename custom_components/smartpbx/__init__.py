@@ -49,7 +49,7 @@ from .issues import (
     async_delete_mqtt_issue,
 )
 from .pbx.client import SmartPbxClient
-from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError
+from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
 from .pbx.transport import Transport
 from .probe import create_direct_transport
@@ -109,7 +109,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     try:
         await system.async_config_entry_first_refresh()
     except ConfigEntryNotReady as err:
-        if err.translation_key == "command_timeout" and client.connected:
+        if client.connected and _caused_by(err, PbxTimeoutError):
             silence.async_not_answering(wait=False)
         raise
     silence.async_answered()
@@ -235,6 +235,16 @@ async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEnt
     return transport
 
 
+def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is among the causes of ``err`` (or is ``err``)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
     """Route client events to the coordinators and the call log (no polling here)."""
 
@@ -276,7 +286,7 @@ def _connection_handler(
     def handle(connected: bool) -> None:
         if connected == data.health.connected:
             return
-        data.health.connected = connected
+        data.health.set_connected(connected)
         LOGGER.debug("MQTT connection %s", "restored" if connected else "lost")
         if not connected:
             # Whether the PBX answers cannot be told without the broker.

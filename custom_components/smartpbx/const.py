@@ -58,3 +58,13 @@ BROKER_CONNECT_TIMEOUT: Final = 15.0
 """Seconds setup waits for the direct broker connection before retrying later."""
 FIRST_ANSWER_ATTEMPT: Final = 0.5
 """Seconds the first deviceInfo at setup waits before asking again (doubling each time)."""
+
+# Reliability (see docs/reliability.md)
+MAX_PENDING_COMMANDS: Final = 1024
+"""Commands awaiting a reply at once, per PBX; beyond it an action fails at once (busy)."""
+ISSUE_MQTT_NOT_AVAILABLE: Final = "mqtt_not_available"
+"""Repair issue (one per entry): it uses Home Assistant's MQTT, which is not set up."""
+ISSUE_PBX_NOT_ANSWERING: Final = "pbx_not_answering"
+"""Repair issue (one per entry): the PBX has not answered for SILENT_REPAIR_AFTER."""
+CONNECTION_LOSS_GRACE: Final = 2.0
+"""Seconds a poll whose command failed on the connection waits for the transport to say so."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from .const import (
+    CONNECTION_LOSS_GRACE,
     DOMAIN,
     FIRST_ANSWER_ATTEMPT,
     LIVE_CALL_REFRESH_COOLDOWN,
@@ -162,11 +163,41 @@ class PbxHealth:
     connected: bool
     """Last state the MQTT transport reported."""
     system: SmartPbxSystemCoordinator | None = None
+    _loss_waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
 
     @property
     def available(self) -> bool:
         """Connected, and the PBX answered its last system poll."""
         return self.connected and (self.system is None or self.system.last_update_success)
+
+    def set_connected(self, connected: bool) -> None:
+        """What the transport reports (its connection listener calls this)."""
+        self.connected = connected
+        if not connected:
+            waiters, self._loss_waiters = self._loss_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def async_connection_lost(self, within: float) -> bool:
+        """Whether the transport reports the connection lost, now or within ``within`` s.
+
+        A command can fail on a broken socket a moment before the transport notices;
+        this tells such a failure (reported in a moment) from a genuine one.
+        """
+        if not self.connected:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._loss_waiters.append(waiter)
+        try:
+            async with asyncio.timeout(within):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            if waiter in self._loss_waiters:
+                self._loss_waiters.remove(waiter)
+        return True
 
 
 class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
@@ -217,8 +248,32 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
         self.poll_count += 1
         try:
             return await self._async_fetch()
+        except (PbxNotConnectedError, PbxConnectionError) as err:
+            if self.data is not None and await self.health.async_connection_lost(
+                CONNECTION_LOSS_GRACE
+            ):
+                # The connection dropped half-way through this poll. The transport has
+                # logged that once, entities are unavailable until it is back, and every
+                # coordinator polls again then: as if this poll had been skipped.
+                LOGGER.debug("%s poll cut short by the connection loss: %s", self.name, err)
+                return self.data
+            raise update_failed(err) from err
+        except PbxTimeoutError as err:
+            if self.data is not None and not await self._async_pbx_answers():
+                # The PBX as a whole fell silent: the system coordinator reports that
+                # (once) and makes every entity unavailable; this poll counts as skipped.
+                LOGGER.debug("%s poll timed out, the PBX is silent: %s", self.name, err)
+                return self.data
+            raise update_failed(err) from err
         except PbxError as err:
             raise update_failed(err) from err
+
+    async def _async_pbx_answers(self) -> bool:
+        """The system coordinator's verdict on whether the PBX answers at all."""
+        system = self.health.system
+        if system is None or system is self:
+            return True
+        return await system.async_check_answering()
 
     async def _async_fetch(self) -> DataT:
         raise NotImplementedError
@@ -250,6 +305,23 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         # Extension events that arrive while a poll is in flight are newer than the
         # poll's answer may be; they win over it.
         self._pushed_during_poll: dict[str, ExtensionStatusEvent] | None = None
+        self._polling = False
+        """A poll is in flight (see async_check_answering)."""
+
+    async def async_check_answering(self) -> bool:
+        """Whether the PBX answers: the outcome of the system poll in flight, or a new one.
+
+        Other coordinators ask when one of their commands timed out, so that a PBX that
+        falls silent is found, and reported once, here, not by every coordinator polling
+        at that moment. A PBX that answers this but not their command is their problem.
+        """
+        if self._polling:
+            # Its outcome (and the availability update) lands when the lock is released.
+            async with self._debounced_refresh.async_lock():
+                pass
+        else:
+            await self.async_refresh()
+        return self.last_update_success
 
     def _skip_poll(self) -> bool:
         # The system poll is the PBX's health check: it runs whenever the broker is
@@ -279,6 +351,13 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
                 raise update_failed(err) from err
             else:
                 return
+
+    async def _async_update_data(self) -> SystemData:
+        self._polling = True
+        try:
+            return await super()._async_update_data()
+        finally:
+            self._polling = False
 
     async def _async_fetch(self) -> SystemData:
         timeout = self.command_timeout

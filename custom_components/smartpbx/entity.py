@@ -411,6 +411,16 @@ def async_add_entities_for_new_keys[KeyT](
     missing: set[KeyT] = set()
 
     @callback
+    def forget(entity: Entity, key: KeyT) -> None:
+        # Home Assistant runs the on-remove callbacks also when it declines to add an
+        # entity that is disabled in the registry (by default, or by the user), and when
+        # it removes one the user disabled. Forgetting the key then would re-create all
+        # of the key's entities at every update, each a duplicate unique id.
+        if entity.registry_entry is not None and entity.registry_entry.disabled:
+            return
+        known.discard(key)
+
+    @callback
     def check() -> None:
         nonlocal missing
         current = set(current_keys())
@@ -418,7 +428,7 @@ def async_add_entities_for_new_keys[KeyT](
         for key in sorted(current - known, key=str):
             known.add(key)
             for entity in create(key):
-                entity.async_on_remove(partial(known.discard, key))
+                entity.async_on_remove(partial(forget, entity, key))
                 new_entities.append(entity)
         if new_entities:
             async_add_entities(new_entities)

@@ -12,9 +12,10 @@ from typing import Final
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 
 from .const import LOGGER
-from .pbx.errors import PbxNotConnectedError
+from .pbx.errors import PbxConnectionError, PbxNotConnectedError
 from .pbx.transport import ConnectionCallback, MessageCallback, Unsubscribe
 
 SUBSCRIBE_CONFIRM_TIMEOUT: Final = 5.0
@@ -33,7 +34,14 @@ class HassMqttTransport:
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         if not self.connected:
             raise PbxNotConnectedError("Home Assistant's MQTT client is not connected")
-        await mqtt.async_publish(self._hass, topic, payload, qos=qos, retain=False, encoding=None)
+        try:
+            await mqtt.async_publish(
+                self._hass, topic, payload, qos=qos, retain=False, encoding=None
+            )
+        except HomeAssistantError as err:
+            # E.g. the broker refused the publication, or MQTT was unloaded meanwhile:
+            # to the client, a connection problem like any other.
+            raise PbxConnectionError(f"Home Assistant's MQTT client failed: {err}") from err
 
     async def subscribe(
         self, topic_filter: str, callback_: MessageCallback, qos: int = 1

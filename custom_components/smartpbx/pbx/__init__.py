@@ -9,7 +9,14 @@ sends is parsed into the frozen models of ``models`` by the tolerant parsers of
 from __future__ import annotations
 
 from .aiomqtt_transport import AiomqttTransport
-from .client import DEFAULT_TIMEOUT, MAX_PAYLOAD_BYTES, MAX_PENDING, EventCallback, SmartPbxClient
+from .client import (
+    DEFAULT_TIMEOUT,
+    MAX_PAYLOAD_BYTES,
+    MAX_PENDING,
+    ClientStats,
+    EventCallback,
+    SmartPbxClient,
+)
 from .errors import (
     PbxAuthError,
     PbxBusyError,
@@ -71,6 +78,7 @@ __all__ = [
     "AiomqttTransport",
     "CallDisposition",
     "CallRecord",
+    "ClientStats",
     "CommandReply",
     "CommandTopic",
     "Conference",

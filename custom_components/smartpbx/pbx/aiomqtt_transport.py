@@ -41,15 +41,67 @@ import random
 import secrets
 import socket
 import ssl
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
+from aiomqtt.types import PahoSocket
+import paho.mqtt.client as paho
 
 from .errors import PbxAuthError, PbxConnectionError, PbxInvalidArgumentError, PbxNotConnectedError
 from .ratelimit import RateLimitedWarnings
 from .transport import ConnectionCallback, MessageCallback, Unsubscribe
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class _PahoAtDebug(logging.Filter):
+    """paho's own log lines at debug level; aiomqtt's warnings keep theirs.
+
+    paho reports a dropped socket at ERROR ("failed to receive on socket: [Errno 104]
+    Connection reset by peer"), though it is only the start of a reconnect, which this
+    transport reports once (rate-limited) itself. paho logs through one function,
+    ``_easy_log``; aiomqtt's own lines, on the same logger, are left alone.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.funcName != "_easy_log":
+            return True
+        record.levelno = logging.DEBUG
+        record.levelname = logging.getLevelName(logging.DEBUG)
+        return _PAHO_LOGGER.isEnabledFor(logging.DEBUG)
+
+
+_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
+_PAHO_LOGGER.addFilter(_PahoAtDebug())
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, watching its socket for writability only while it is open.
+
+    aiomqtt hands that registration to the event loop with ``call_soon_threadsafe``. When
+    the connection drops in between (a publish racing a broker restart), the loop is
+    given a closed file descriptor and logs "Exception in callback add_writer: Bad file
+    descriptor" at ERROR level, or, were the number reused meanwhile, watches another
+    socket. The registration is skipped once paho has let go of the socket; the reader
+    reports the lost connection as usual.
+    """
+
+    def _on_socket_register_write(
+        self, client: paho.Client, userdata: Any, sock: PahoSocket
+    ) -> None:
+        def write() -> None:
+            try:
+                client.loop_write()
+            except Exception as err:  # a broken connection: end the session with it
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(err)
+
+        def register() -> None:
+            if client.socket() is sock:
+                self._loop.add_writer(sock.fileno(), write)
+
+        self._loop.call_soon_threadsafe(register)
+
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 OPERATION_TIMEOUT: Final = 10.0
@@ -232,7 +284,7 @@ class AiomqttTransport:
         # its "connected" state and would report the next attempt as connected before (or
         # even though the broker refused) the CONNACK. The broker-side session survives
         # because the client id stays the same.
-        client = aiomqtt.Client(
+        client = _Client(
             self._host,
             self._port,
             username=self._username,
@@ -243,6 +295,7 @@ class AiomqttTransport:
             timeout=OPERATION_TIMEOUT,
             tls_context=self._tls_context,
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            logger=_PAHO_LOGGER,
         )
         # aiomqtt warns from 10 unacknowledged publications on; many commands at once are
         # normal here and SmartPbxClient bounds them (max_pending).
@@ -295,6 +348,16 @@ class AiomqttTransport:
     async def _disconnect(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
+        # A connection that broke while we were closing it leaves its error on aiomqtt's
+        # "disconnected" future, which nobody reads once we stop iterating messages;
+        # asyncio would log it as "Future exception was never retrieved". It is no news.
+        disconnected = getattr(client, "_disconnected", None)
+        if (
+            isinstance(disconnected, asyncio.Future)
+            and disconnected.done()
+            and not disconnected.cancelled()
+        ):
+            disconnected.exception()
         # aiomqtt cancels its keepalive task from the socket-close callback but does not
         # wait for it; wait here so that nothing of ours outlives a disconnect.
         keepalive_task = getattr(client, "_misc_task", None)
@@ -322,8 +385,12 @@ class AiomqttTransport:
         """Read messages; on a lost connection, reconnect until it works or we close."""
         while True:
             await self._pump(client)
-            self._client = None
+            # Disconnected from this moment on, before the dead client is torn down (which
+            # awaits): publish() fails fast and listeners hear of it with no delay.
             self._set_connected(False)
+            await self._disconnect(client)
+            # (Left set when close() cancels the disconnect: close() then finishes it.)
+            self._client = None
             client = await self._reconnect()
             self._set_connected(True)
 
@@ -333,7 +400,6 @@ class AiomqttTransport:
                 self._dispatch(message.topic.value, message.payload)
         except aiomqtt.MqttError as err:
             self._warnings.warning("lost", "Lost the connection to the MQTT broker: %s", err)
-        await self._disconnect(client)
 
     async def _reconnect(self) -> aiomqtt.Client:
         delay = self._reconnect_min

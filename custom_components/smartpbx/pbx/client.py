@@ -48,6 +48,13 @@ Malformed input
     logged at WARNING at most once a minute per topic kind (with a count of the ones
     suppressed meanwhile); nothing ever raises out of the transport's callback.
 
+Counters
+    :attr:`SmartPbxClient.stats` counts commands (sent, answered, failed, timed out) and
+    inbound messages (events delivered, malformed or oversized ones dropped, replies nobody
+    awaited); :attr:`SmartPbxClient.recent_replies` keeps the last few raw replies. Both
+    are bounded and exist for diagnostics; the replies may hold conference PINs, so
+    whoever shows them must redact them.
+
 The token is a credential: it is never logged. Log lines name the topic kind only.
 """
 
@@ -56,8 +63,9 @@ The token is a credential: it is never logged. Log lines name the topic kind onl
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import itertools
 import logging
 import secrets
@@ -114,6 +122,8 @@ DEFAULT_TIMEOUT = 10.0
 MAX_PENDING = 2048
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 """Inbound payloads larger than this are dropped unread (a thousand extensions: ~100 KiB)."""
+RECENT_REPLIES: Final = 8
+"""How many raw replies :attr:`SmartPbxClient.recent_replies` keeps."""
 STATUS_EVENT: Final = "status"
 """``UnknownEvent.event`` of a message on the device status topic."""
 
@@ -135,6 +145,31 @@ _SHAPE_BY_KEY: Final = {
     "conflist": "conf_list",
 }
 _DIAL_LIKE: Final = frozenset({"dial", "listen"})
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Running totals since the client was created (for diagnostics and soak tests)."""
+
+    commands_sent: int = 0
+    """Commands published to the broker."""
+    commands_answered: int = 0
+    """Commands that got a reply, whether it said Success or Failed."""
+    commands_failed: int = 0
+    """Commands the PBX answered with status Failed."""
+    commands_timed_out: int = 0
+    """Commands without a reply within their timeout."""
+    events_received: int = 0
+    """Events, CDRs and status messages parsed and handed to the listeners."""
+    malformed_dropped: int = 0
+    """Inbound messages dropped because they were not JSON objects of the right shape."""
+    oversized_dropped: int = 0
+    """Inbound messages dropped unread for being larger than MAX_PAYLOAD_BYTES."""
+    unmatched_replies: int = 0
+    """Replies to no pending command (late, another client's, or not attributable)."""
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +277,25 @@ class SmartPbxClient:
         self._unsubscribe: Unsubscribe | None = None
         self._starting = False
         self._warnings = RateLimitedWarnings(_LOGGER)
+        self._stats = ClientStats()
+        self._recent_replies: deque[tuple[str, dict[str, Any]]] = deque(maxlen=RECENT_REPLIES)
 
     @property
     def token(self) -> str:
         return self._token
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters of commands and inbound messages (the live object; do not modify)."""
+        return self._stats
+
+    @property
+    def recent_replies(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """The last RECENT_REPLIES ``(command, raw reply)`` pairs, oldest first.
+
+        Raw: a conf_list reply holds the conference PINs. Redact before showing.
+        """
+        return tuple(self._recent_replies)
 
     @property
     def connected(self) -> bool:
@@ -556,8 +606,10 @@ class SmartPbxClient:
         try:
             async with asyncio.timeout(seconds):
                 await self._transport.publish(topic, data, self._qos)
+                self._stats.commands_sent += 1
                 raw = await future
         except TimeoutError:
+            self._stats.commands_timed_out += 1
             raise PbxTimeoutError(command, seconds) from None
         finally:
             self._pending.pop(request_id, None)
@@ -566,8 +618,11 @@ class SmartPbxClient:
             elif not future.cancelled():
                 future.exception()  # mark retrieved: stop() may fail it while we publish
 
+        self._stats.commands_answered += 1
+        self._recent_replies.append((command, raw))
         reply = self._typed(command, parse_reply, raw)
         if not reply.success:
+            self._stats.commands_failed += 1
             raise PbxCommandFailedError(command, reply.message, raw)
         return raw
 
@@ -589,6 +644,7 @@ class SmartPbxClient:
             _LOGGER.debug("Ignoring a message on an unexpected topic kind %r", kind[:32])
             return
         if len(payload) > MAX_PAYLOAD_BYTES:
+            self._stats.oversized_dropped += 1
             self._warnings.warning(
                 kind,
                 "Dropping a %d-byte %s message from the PBX: larger than %d bytes",
@@ -606,11 +662,13 @@ class SmartPbxClient:
         try:
             decoded = loads(payload)
         except JsonDecodeError as err:
+            self._stats.malformed_dropped += 1
             self._warnings.warning(
                 kind, "Dropping a %s message from the PBX that is not UTF-8 JSON: %s", kind, err
             )
             return None
         if not isinstance(decoded, dict):
+            self._stats.malformed_dropped += 1
             self._warnings.warning(
                 kind,
                 "Dropping a %s message from the PBX that is not a JSON object but %s",
@@ -627,6 +685,7 @@ class SmartPbxClient:
         try:
             request_id = _request_id_of(reply)
         except MalformedPayloadError as err:
+            self._stats.malformed_dropped += 1
             self._warnings.warning(
                 _RESPONSE, "Dropping a malformed response message from the PBX: %s", err
             )
@@ -634,11 +693,13 @@ class SmartPbxClient:
         if request_id is not None:
             entry = self._pending.get(request_id)
             if entry is None:
+                self._stats.unmatched_replies += 1
                 _LOGGER.debug("Ignoring a reply to request %s that nobody awaits", request_id[:64])
                 return
         else:
             entry = self._attribute_reply_without_id(reply)
             if entry is None:
+                self._stats.unmatched_replies += 1
                 return
         if not entry.future.done():
             entry.future.set_result(reply)
@@ -681,6 +742,7 @@ class SmartPbxClient:
             try:
                 decoded = {"payload": payload.decode()}
             except UnicodeDecodeError:
+                self._stats.malformed_dropped += 1
                 self._warnings.warning(
                     _STATUS, "Dropping a status message from the PBX that is not UTF-8"
                 )
@@ -698,6 +760,7 @@ class SmartPbxClient:
         try:
             event = parse(decoded)
         except MalformedPayloadError as err:
+            self._stats.malformed_dropped += 1
             self._warnings.warning(
                 kind, "Dropping a malformed %s message from the PBX: %s", kind, err
             )
@@ -705,6 +768,7 @@ class SmartPbxClient:
         self._notify(event)
 
     def _notify(self, event: PbxEvent) -> None:
+        self._stats.events_received += 1
         # A snapshot: a listener may remove itself (or others) while being called.
         for listener in tuple(self._event_listeners):
             try:

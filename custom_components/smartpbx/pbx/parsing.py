@@ -650,8 +650,13 @@ def parse_event(payload: object) -> PbxEvent:
     match name.lower():
         case "extension_status":
             state_raw = _text(event, "status", "state")
+            extension = _text(event, "extension").strip()
+            # Without both it says nothing; taken as "state unknown" it would wipe a good
+            # state (an unrecognised status text, on the other hand, is news: UNKNOWN).
+            if not extension or not state_raw.strip():
+                raise MalformedPayloadError("extension_status without extension or status")
             return ExtensionStatusEvent(
-                extension=_text(event, "extension").strip(),
+                extension=extension,
                 state=extension_state(state_raw),
                 state_raw=state_raw,
                 ip_address=_optional_text(event, "ipaddr"),

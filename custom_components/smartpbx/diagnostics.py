@@ -1,0 +1,84 @@
+"""Diagnostics: what a bug report needs, without the credentials or conference PINs.
+
+Redacted: the PBX token (anyone who knows it can command the PBX), the broker username
+and password, and every PIN or password field in the raw replies (``conf_list`` carries
+``participantpassword`` / ``moderatorpassword``). The PBX's serial number stays: it is
+printed on the device, names every device and entity, and is what support asks for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_TOKEN, CONF_TRANSPORT
+from .coordinator import SmartPbxConfigEntry
+
+TO_REDACT_CONFIG = {CONF_TOKEN, CONF_USERNAME, CONF_PASSWORD}
+TO_REDACT_REPLIES = {
+    "participantpassword",
+    "moderatorpassword",
+    "password",
+    "secret",
+    "pin",
+    "token",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry
+) -> dict[str, Any]:
+    """The entry's settings, connection health, counters, recent replies and devices."""
+    data = entry.runtime_data
+    client = data.client
+    system = data.system.data
+    device_info = system.device_info
+    return {
+        "entry": {
+            "title": entry.title,
+            "data": async_redact_data(entry.data, TO_REDACT_CONFIG),
+            "options": dict(entry.options),
+        },
+        "connection": {
+            "transport": entry.data.get(CONF_TRANSPORT),
+            "connected": client.connected,
+            "pbx_answering": data.system.last_update_success,
+            "available": data.health.available,
+            "pending_commands": client.pending_count,
+            "command_timeout": data.command_timeout,
+        },
+        "counters": client.stats.as_dict(),
+        "coordinators": {
+            coordinator.name: {
+                "last_update_success": coordinator.last_update_success,
+                "polls": coordinator.poll_count,
+                "update_interval": (
+                    coordinator.update_interval.total_seconds()
+                    if coordinator.update_interval
+                    else None
+                ),
+                "last_error": (
+                    str(coordinator.last_exception) if coordinator.last_exception else None
+                ),
+            }
+            for coordinator in data.coordinators
+        },
+        "recent_replies": [
+            {"command": command, "reply": async_redact_data(reply, TO_REDACT_REPLIES)}
+            for command, reply in client.recent_replies
+        ],
+        "device": {
+            "serial": device_info.serial,
+            "device_name": device_info.device_name,
+            "firmware": device_info.firmware,
+            "uptime": device_info.uptime.total_seconds() if device_info.uptime else None,
+            "extensions": len(system.extensions),
+            "trunks": len(system.trunks),
+            "queues": len(data.queues.data),
+            "conferences": len(data.conferences.data),
+            "live_calls": len(data.live_calls.data),
+        },
+    }

@@ -1,0 +1,147 @@
+"""Repair issues: problems the user has to act on, which clear themselves once solved.
+
+Both issues are not fixable from the repairs dashboard, as Home Assistant core does for
+conditions an integration notices going away by itself: the description says what to do
+(set up the MQTT integration; check the PBX or reconfigure the entry), and the issue is
+deleted as soon as the entry sets up over MQTT, or the PBX answers again.
+
+- ``mqtt_not_available_<entry id>``: the entry talks through Home Assistant's MQTT
+  integration, which is not set up (or not loaded). Created when setup stops on it.
+- ``pbx_not_answering_<entry id>``: the broker is reachable but the PBX has not answered
+  for SILENT_REPAIR_AFTER: it is off, or its token no longer matches the entry's (the
+  PBX's API page was changed). The time counts across setup retries and reloads, and
+  pauses while the broker connection is down (then we cannot tell).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later
+from homeassistant.util.hass_dict import HassKey
+
+from .const import (
+    DOMAIN,
+    ISSUE_MQTT_NOT_AVAILABLE,
+    ISSUE_PBX_NOT_ANSWERING,
+    LOGGER,
+    SILENT_REPAIR_AFTER,
+)
+from .coordinator import SmartPbxConfigEntry
+
+
+def issue_id(kind: str, entry_id: str) -> str:
+    """The issue registry id of issue ``kind`` for one config entry."""
+    return f"{kind}_{entry_id}"
+
+
+@callback
+def async_create_mqtt_issue(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id(ISSUE_MQTT_NOT_AVAILABLE, entry.entry_id),
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_MQTT_NOT_AVAILABLE,
+        translation_placeholders={"title": entry.title},
+        learn_more_url="https://www.home-assistant.io/integrations/mqtt/",
+    )
+
+
+@callback
+def async_delete_mqtt_issue(hass: HomeAssistant, entry_id: str) -> None:
+    ir.async_delete_issue(hass, DOMAIN, issue_id(ISSUE_MQTT_NOT_AVAILABLE, entry_id))
+
+
+@callback
+def async_delete_issues(hass: HomeAssistant, entry_id: str) -> None:
+    """Forget every issue of an entry that is being removed."""
+    async_delete_mqtt_issue(hass, entry_id)
+    ir.async_delete_issue(hass, DOMAIN, issue_id(ISSUE_PBX_NOT_ANSWERING, entry_id))
+    hass.data.get(_SILENCES, {}).pop(entry_id, None)
+
+
+@dataclass(slots=True)
+class _Silence:
+    """Since when (event loop time) an entry's PBX has not answered; None: it answers."""
+
+    since: float | None = None
+
+
+_SILENCES: HassKey[dict[str, _Silence]] = HassKey(f"{DOMAIN}_silences")
+
+
+class PbxSilenceWatch:
+    """Raises the ``pbx_not_answering`` issue after SILENT_REPAIR_AFTER of silence.
+
+    The start of the silence is kept in ``hass.data``, not in the entry's runtime data,
+    so that it survives setup retries and reloads: a PBX whose token changed while Home
+    Assistant was down never lets setup succeed, and must get the issue all the same.
+    A timer only runs while the entry is loaded; a failing setup checks the time itself.
+    """
+
+    def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+        self._hass = hass
+        self._entry = entry
+        self._silence = hass.data.setdefault(_SILENCES, {}).setdefault(entry.entry_id, _Silence())
+        self._cancel_timer: CALLBACK_TYPE | None = None
+
+    @property
+    def _issue_id(self) -> str:
+        return issue_id(ISSUE_PBX_NOT_ANSWERING, self._entry.entry_id)
+
+    @callback
+    def async_not_answering(self, *, wait: bool) -> None:
+        """The PBX failed to answer while the broker was reachable.
+
+        With ``wait`` (the entry is loaded) a timer raises the issue when the time is up;
+        without (a failing setup) the issue is raised only if the time is up already.
+        """
+        now = self._hass.loop.time()
+        if self._silence.since is None:
+            self._silence.since = now
+        remaining = self._silence.since + SILENT_REPAIR_AFTER.total_seconds() - now
+        if remaining <= 0:
+            self._async_raise_issue()
+        elif wait and self._cancel_timer is None:
+            self._cancel_timer = async_call_later(self._hass, remaining, self._async_time_up)
+
+    @callback
+    def async_answered(self) -> None:
+        """The PBX answered: the silence (and its issue) is over."""
+        self.async_pause()
+        if self._silence.since is not None:
+            self._silence.since = None
+            ir.async_delete_issue(self._hass, DOMAIN, self._issue_id)
+
+    @callback
+    def async_pause(self) -> None:
+        """Stop the timer (broker connection lost, or unload); the start time is kept."""
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+            self._cancel_timer = None
+
+    @callback
+    def _async_time_up(self, _now: object) -> None:
+        self._cancel_timer = None
+        if self._silence.since is not None:
+            self._async_raise_issue()
+
+    @callback
+    def _async_raise_issue(self) -> None:
+        minutes = int(SILENT_REPAIR_AFTER.total_seconds() // 60)
+        LOGGER.debug("The PBX has not answered for %d minutes; raising a repair issue", minutes)
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            self._issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_PBX_NOT_ANSWERING,
+            translation_placeholders={"title": self._entry.title, "minutes": str(minutes)},
+        )
