@@ -52,6 +52,8 @@ class RefreshButton(PbxEntity[SmartPbxCoordinator[Any]], ButtonEntity):
 class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
     """End the call(s) this extension is on."""
 
+    _follows_status_events = False  # acts on live calls, not on the status
+
     async def async_press(self) -> None:
         client = self.runtime.client
         timeout = self.runtime.command_timeout

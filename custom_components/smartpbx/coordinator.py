@@ -60,6 +60,7 @@ from .pbx.models import (
     ConferenceStatus,
     DeviceInfo,
     Extension,
+    ExtensionState,
     ExtensionStatusEvent,
     LiveCall,
     Queue,
@@ -382,7 +383,11 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
     def async_add_extension_listener(
         self, number: str | None, update_callback: CALLBACK_TYPE
     ) -> CALLBACK_TYPE:
-        """Call ``update_callback`` when an event changes extension ``number`` (None: any)."""
+        """Call ``update_callback`` when an event changes extension ``number``.
+
+        With ``number`` None: when an event takes any extension online or offline (what
+        PBX-wide counts depend on); other status changes do not wake those listeners.
+        """
         self._extension_listeners.setdefault(number, set()).add(update_callback)
 
         @callback
@@ -408,8 +413,11 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         if current.state == event.state and current.state_raw == event.state_raw:
             return
         data.extensions[event.extension] = _with_state(current, event)
-        for number in (event.extension, None):
-            for update_callback in tuple(self._extension_listeners.get(number, ())):
+        for update_callback in tuple(self._extension_listeners.get(event.extension, ())):
+            update_callback()
+        went_offline = event.state is ExtensionState.UNAVAILABLE
+        if (current.state is ExtensionState.UNAVAILABLE) != went_offline:
+            for update_callback in tuple(self._extension_listeners.get(None, ())):
                 update_callback()
 
 

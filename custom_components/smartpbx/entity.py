@@ -266,7 +266,14 @@ class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordinat
 
 
 class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
-    """An entity of one extension; follows that extension's status events at once."""
+    """An entity of one extension.
+
+    Entities whose state derives from the extension's status (``_follows_status_events``)
+    are rewritten at once by its status events; the others wait for their coordinator,
+    so a burst of status events writes two entities per event, not every one.
+    """
+
+    _follows_status_events = True
 
     def __init__(
         self,
@@ -294,12 +301,13 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        # Status events update only this extension's entities, without a poll.
-        self.async_on_remove(
-            self.runtime.system.async_add_extension_listener(
-                self.number, self._handle_coordinator_update
+        if self._follows_status_events:
+            # Status events update only this extension's entities, without a poll.
+            self.async_on_remove(
+                self.runtime.system.async_add_extension_listener(
+                    self.number, self._handle_coordinator_update
+                )
             )
-        )
 
 
 class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):

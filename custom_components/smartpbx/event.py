@@ -130,12 +130,16 @@ class _PbxEventMixin(EventEntity):
     def _accepts(self, event: PbxEvent) -> bool:
         return True
 
+    def _signal_extension(self) -> str | None:
+        """Listen to one extension's invites only (None: everything the PBX sends)."""
+        return None
+
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass,
-                pbx_event_signal(self.coordinator.config_entry.entry_id),
+                pbx_event_signal(self.coordinator.config_entry.entry_id, self._signal_extension()),
                 self._async_handle_pbx_event,
             )
         )
@@ -158,8 +162,13 @@ class SmartPbxEventEntity(_PbxEventMixin, PbxEntity[SmartPbxSystemCoordinator]):
 class SmartPbxExtensionEventEntity(_PbxEventMixin, ExtensionEntity[SmartPbxSystemCoordinator]):
     """An extension's own incoming-call entity."""
 
+    _follows_status_events = False  # records invites, not status changes
+
     def _accepts(self, event: PbxEvent) -> bool:
         return isinstance(event, InviteEvent) and event.to_number == self.number
+
+    def _signal_extension(self) -> str | None:
+        return self.number
 
 
 async def async_setup_entry(

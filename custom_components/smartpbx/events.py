@@ -46,9 +46,17 @@ ATTR_EXTENSION_DEVICE_ID = "extension_device_id"
 _SIP_CONTACT = re.compile(r"^sips?:(?:[^@]*@)?(\[[0-9A-Fa-f:.]+\]|[^:;>\s]+)")
 
 
-def pbx_event_signal(entry_id: str) -> SignalType[PbxEvent, Mapping[str, Any]]:
-    """The signal the event entities of one entry get (parsed event, bus event data) on."""
-    return SignalType(f"{DOMAIN}_{entry_id}_pbx_event")
+def pbx_event_signal(
+    entry_id: str, extension: str | None = None
+) -> SignalType[PbxEvent, Mapping[str, Any]]:
+    """The signal event entities get (parsed event, bus event data) on.
+
+    Without ``extension``: the PBX's own event entities (every invite, keypress and CDR).
+    With it: the invites to that one extension, so an invite does not wake every
+    extension's entity.
+    """
+    suffix = f"_{extension}" if extension is not None else ""
+    return SignalType(f"{DOMAIN}_{entry_id}_pbx_event{suffix}")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -116,7 +124,18 @@ class _EventRelay:
     def async_handle(self, event: PbxEvent) -> None:
         event_type, data = self._describe(event)
         self._hass.bus.async_fire(event_type, data)
+        if isinstance(event, ExtensionStatusEvent):
+            # No event entity records status changes; the sensors get them from the
+            # coordinator. Skipping the dispatch keeps the hot path of bursts short.
+            return
         async_dispatcher_send(self._hass, self._signal, event, data)
+        if isinstance(event, InviteEvent):
+            async_dispatcher_send(
+                self._hass,
+                pbx_event_signal(self._entry.entry_id, event.to_number),
+                event,
+                data,
+            )
 
     def _describe(self, event: PbxEvent) -> tuple[str, dict[str, Any]]:
         match event:

@@ -376,6 +376,8 @@ class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SensorEntity):
     ) -> None:
         coordinator = runtime.live_calls if description.uses_live_calls else runtime.system
         super().__init__(coordinator, runtime, description, extension)
+        # The current peer comes from live calls (refreshed on call events), not the status.
+        self._follows_status_events = not description.uses_live_calls
 
     @property
     def native_value(self) -> StateType:
