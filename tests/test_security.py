@@ -158,7 +158,7 @@ FIELD_KINDS: dict[str, list[Any]] = {
 
 
 MEMBER_LOOKUP = ("conference_mute", "member")
-"""Refused, but only after a conf_status to look the member up: see the xfail test below."""
+"""Covered by test_member_is_validated_before_any_lookup below."""
 
 
 def _bad_calls() -> list[tuple[str, str, Any]]:
@@ -208,11 +208,6 @@ async def test_hostile_action_input_is_refused_and_nothing_is_published(
     print(f"action input: {len(bad_calls)} hostile calls refused, none published")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.py (_conference_channels) publishes conf_status before it checks the "
-    "member number; validation.validate_number(member) should come first",
-)
 @pytest.mark.parametrize("action", ["conference_kick", "conference_mute", "conference_unmute"])
 async def test_member_is_validated_before_any_lookup(
     hass: HomeAssistant, real_broker: MosquittoBroker, smartpbx: SmartPbxFactory, action: str

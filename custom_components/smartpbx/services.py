@@ -512,6 +512,8 @@ async def _conference_channels(runtime: SmartPbxData, data: dict[str, Any]) -> l
         return [data[ATTR_CHANNEL]]
     conference: str = data[ATTR_CONFERENCE]
     member: str = data[ATTR_MEMBER]
+    # Check the number before the lookup: nothing is published for a bad argument.
+    await _pbx_call(_validated_member(member))
     status = await _pbx_call(runtime.client.conf_status(conference), _CONFERENCE_FIELDS)
     channels = [entry.channel for entry in status.members if entry.callerid == member]
     if not channels:
@@ -521,6 +523,11 @@ async def _conference_channels(runtime: SmartPbxData, data: dict[str, Any]) -> l
             translation_placeholders={"member": member, "conference": conference},
         )
     return channels
+
+
+async def _validated_member(member: str) -> str:
+    # A coroutine so that _pbx_call maps the library's error to a translated one.
+    return validation.validate_number(member, ATTR_MEMBER)
 
 
 def _conference_member_action(
