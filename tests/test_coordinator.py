@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
 import logging
 from typing import Any
@@ -28,6 +28,7 @@ from custom_components.smartpbx.coordinator import (
     PbxHealth,
     SmartPbxQueueCoordinator,
     SmartPbxSystemCoordinator,
+    _with_state,
     is_missed,
 )
 from custom_components.smartpbx.identifiers import (
@@ -440,3 +441,32 @@ async def test_call_log_restores_only_counts_of_today(
     log.async_restore_count("missed_calls_today", date(2024, 3, 1), 7)
 
     assert log.counts == {"calls_today": 6, "missed_calls_today": 0}
+
+
+def test_a_status_event_changes_only_the_state_of_an_extension() -> None:
+    """_with_state spells out Extension's fields (it runs for every status event): a field
+    added to Extension must be added there too, or status events would drop it."""
+    extension = Extension(
+        number="2001",
+        type=ExtensionType.FXS,
+        name="Front desk",
+        state=ExtensionState.IDLE,
+        state_raw="Idle",
+        port="3",
+        raw={"number": "2001"},
+    )
+    event = ExtensionStatusEvent(
+        extension="2001", state=ExtensionState.IN_USE, state_raw="InUse", ip_address="10.0.0.9"
+    )
+    updated = _with_state(extension, event)
+    assert updated == replace(extension, state=ExtensionState.IN_USE, state_raw="InUse")
+    assert updated.raw is extension.raw
+    assert {f.name for f in fields(Extension)} == {
+        "number",
+        "type",
+        "name",
+        "state",
+        "state_raw",
+        "port",
+        "raw",
+    }

@@ -422,7 +422,17 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
 
 
 def _with_state(extension: Extension, event: ExtensionStatusEvent) -> Extension:
-    return replace(extension, state=event.state, state_raw=event.state_raw)
+    # Spelled out rather than dataclasses.replace, which inspects the fields on every
+    # call: this runs for every status event.
+    return Extension(
+        number=extension.number,
+        type=extension.type,
+        name=extension.name,
+        state=event.state,
+        state_raw=event.state_raw,
+        port=extension.port,
+        raw=extension.raw,
+    )
 
 
 class SmartPbxQueueCoordinator(SmartPbxCoordinator[dict[str, QueueData]]):
