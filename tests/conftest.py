@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
 # pytest-homeassistant-custom-component puts its own testing_config/custom_components
 # first on the import path; import ours now so Home Assistant loads this project's code.
-import custom_components.smartpbx  # noqa: F401
+from custom_components.smartpbx import button, event, sensor
 
 from .broker import MosquittoBroker
 
@@ -16,6 +17,28 @@ from .broker import MosquittoBroker
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components.smartpbx in every test."""
+
+
+@pytest.fixture
+def extension_extras_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create the per-extension entities that are disabled by default as enabled:
+    current peer, hang-up button and incoming-call event."""
+    monkeypatch.setattr(
+        sensor,
+        "EXTENSION_SENSORS",
+        tuple(
+            replace(description, entity_registry_enabled_default=True)
+            for description in sensor.EXTENSION_SENSORS
+        ),
+    )
+    monkeypatch.setattr(
+        button, "HANG_UP", replace(button.HANG_UP, entity_registry_enabled_default=True)
+    )
+    monkeypatch.setattr(
+        event,
+        "EXTENSION_INCOMING_CALL",
+        replace(event.EXTENSION_INCOMING_CALL, entity_registry_enabled_default=True),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,7 @@ async def test_refresh_polls_everything(hass: HomeAssistant, smartpbx: SmartPbxF
     )
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_hang_up_ends_the_extensions_call(
     hass: HomeAssistant, smartpbx: SmartPbxFactory
 ) -> None:
@@ -67,6 +68,7 @@ async def test_hang_up_ends_the_extensions_call(
     await wait_for(lambda: hass.states.get("sensor.spx1004o4s_active_calls").state == "0")
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_hang_up_without_a_call(hass: HomeAssistant, smartpbx: SmartPbxFactory) -> None:
     await smartpbx()
 
@@ -77,6 +79,7 @@ async def test_hang_up_without_a_call(hass: HomeAssistant, smartpbx: SmartPbxFac
     assert raised.value.translation_placeholders == {"extension": "8001"}
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_hang_up_refused_by_the_pbx(hass: HomeAssistant, smartpbx: SmartPbxFactory) -> None:
     entry, runner = await smartpbx()
     callid = runner.place_call("8001", "8002")

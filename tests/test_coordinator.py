@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
 import logging
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
 
@@ -31,6 +32,7 @@ from custom_components.smartpbx.coordinator import (
     _with_state,
     is_missed,
 )
+from custom_components.smartpbx.entity import extension_device_info
 from custom_components.smartpbx.identifiers import (
     conference_identifier,
     extension_identifier,
@@ -470,3 +472,24 @@ def test_a_status_event_changes_only_the_state_of_an_extension() -> None:
         "port",
         "raw",
     }
+
+
+def test_extension_devices_are_shared_until_the_extension_changes() -> None:
+    """All entities of an extension get one DeviceInfo; a renamed extension a new one."""
+    runtime = SimpleNamespace(serial="XR1813", pbx_device_id="pbx-device", extension_devices={})
+    extension = Extension(
+        number="2001",
+        type=ExtensionType.SIP,
+        name="Front desk",
+        state=ExtensionState.IDLE,
+        state_raw="Idle",
+    )
+    first = extension_device_info(runtime, extension)
+    assert extension_device_info(runtime, replace(extension, state_raw="InUse")) is first
+    assert first["name"] == "Extension 2001 Front desk"
+    assert first["via_device_id"] == "pbx-device"
+
+    renamed = extension_device_info(runtime, replace(extension, name="Lobby"))
+    assert renamed is not first
+    assert renamed["name"] == "Extension 2001 Lobby"
+    assert renamed["identifiers"] == first["identifiers"]

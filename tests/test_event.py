@@ -80,6 +80,7 @@ def event_attributes(state: State) -> dict[str, Any]:
     }
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_entities_on_the_pbx_and_every_extension(hass: HomeAssistant, pbx: Pbx) -> None:
     entry, runner = pbx
     entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
@@ -131,6 +132,7 @@ def test_every_event_type_is_translated_and_has_an_icon() -> None:
     )
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_incoming_call_on_the_pbx_and_the_called_extension(
     hass: HomeAssistant, pbx: Pbx
 ) -> None:
@@ -226,6 +228,7 @@ async def test_unknown_dispositions_are_ignored(hass: HomeAssistant, pbx: Pbx) -
     assert [change.attributes[ATTR_EVENT_TYPE] for change in changes] == ["busy"]
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_a_new_extension_gets_its_entity_without_a_reload(
     hass: HomeAssistant, pbx: Pbx
 ) -> None:

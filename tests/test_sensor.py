@@ -12,6 +12,7 @@ from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
     mock_restore_cache_with_extra_data,
@@ -79,6 +80,7 @@ async def test_extension_status_never_uses_reserved_states(
     assert _state(hass, entity_id).attributes["pbx_status"] == "Paging"
 
 
+@pytest.mark.usefixtures("extension_extras_enabled")
 async def test_active_calls_and_current_peer(
     hass: HomeAssistant, smartpbx: SmartPbxFactory
 ) -> None:

@@ -29,7 +29,11 @@ REFRESH = ButtonEntityDescription(
     entity_category=EntityCategory.DIAGNOSTIC,
 )
 
-HANG_UP = ButtonEntityDescription(key="hang_up", translation_key="hang_up")
+# Disabled by default: a button on every extension costs memory and entities (Home
+# Assistant caps an entry at 10,000) on a large PBX, and the hangup action does the same.
+HANG_UP = ButtonEntityDescription(
+    key="hang_up", translation_key="hang_up", entity_registry_enabled_default=False
+)
 
 
 class RefreshButton(PbxEntity[SmartPbxCoordinator[Any]], ButtonEntity):

@@ -32,6 +32,7 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.device_registry import DeviceInfo as HaDeviceInfo
 from homeassistant.helpers.event import async_track_time_change
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -716,6 +717,8 @@ class SmartPbxData:
     command_timeout: float
     pbx_device_id: str
     """Device registry id of the PBX, the via_device of every other device."""
+    extension_devices: dict[str, HaDeviceInfo] = field(default_factory=dict)
+    """One DeviceInfo per extension, shared by its entities (see entity.py)."""
 
     @property
     def coordinators(self) -> tuple[SmartPbxCoordinator[Any], ...]:

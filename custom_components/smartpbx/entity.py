@@ -71,15 +71,29 @@ def extension_name(extension: Extension) -> str:
     return f"Extension {extension.number} {name}"
 
 
+_EXTENSION_MODELS = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
+
+
 def extension_device_info(runtime: SmartPbxData, extension: Extension) -> DeviceInfo:
-    model = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
-    return DeviceInfo(
+    """The extension's device; one object shared by its entities while it stays the same.
+
+    Each entity keeps its DeviceInfo for life: on a PBX with thousands of extensions one
+    per device instead of one per entity is noticeable.
+    """
+    name = extension_name(extension)
+    model = _EXTENSION_MODELS.get(extension.type, "Extension")
+    cached = runtime.extension_devices.get(extension.number)
+    if cached is not None and cached.get("name") == name and cached.get("model") == model:
+        return cached
+    info = DeviceInfo(
         identifiers={extension_identifier(runtime.serial, extension.number)},
         manufacturer=MANUFACTURER,
-        model=model.get(extension.type, "Extension"),
-        name=extension_name(extension),
+        model=model,
+        name=name,
         via_device_id=runtime.pbx_device_id,
     )
+    runtime.extension_devices[extension.number] = info
+    return info
 
 
 def trunk_device_info(runtime: SmartPbxData, trunk: Trunk) -> DeviceInfo:

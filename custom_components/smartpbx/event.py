@@ -112,11 +112,14 @@ PBX_EVENT_DESCRIPTIONS: tuple[SmartPbxEventEntityDescription, ...] = (
         event_fn=_call_ended,
     ),
 )
+# Disabled by default, like the hang-up button: the PBX's own incoming-call entity and the
+# smartpbx_invite event (with the extension's device id) serve every extension.
 EXTENSION_INCOMING_CALL = SmartPbxEventEntityDescription(
     key="incoming_call",
     translation_key="incoming_call",
     event_types=[INCOMING_CALL],
     event_fn=_incoming_call,
+    entity_registry_enabled_default=False,
 )
 
 

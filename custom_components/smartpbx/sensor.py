@@ -353,12 +353,16 @@ EXTENSION_SENSORS: tuple[ExtensionSensorEntityDescription, ...] = (
             "pbx_status": extension.state_raw,
         },
     ),
+    # Disabled by default: the PBX's active-calls sensor lists every call with both
+    # parties, and each enabled entity per extension costs ~10 KiB and counts against
+    # Home Assistant's 10,000 entities per entry on a large PBX. Enable it where wanted.
     ExtensionSensorEntityDescription(
         key="current_peer",
         translation_key="current_peer",
         value_fn=_current_peer,
         attr_fn=_current_peer_attributes,
         uses_live_calls=True,
+        entity_registry_enabled_default=False,
     ),
 )
 
