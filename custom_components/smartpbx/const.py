@@ -48,8 +48,12 @@ MANUFACTURER: Final = "Smart PBX"
 # Runtime (coordinators and entities)
 LIVE_CALL_REFRESH_COOLDOWN: Final = 0.75
 """Seconds call events are batched before one ``livecall`` poll."""
-STATUS_FETCH_CONCURRENCY: Final = 4
-"""At most this many ``queue_status`` / ``conf_status`` requests in flight per poll."""
+STATUS_FETCH_CONCURRENCY: Final = 8
+"""At most this many ``queue_status`` / ``conf_status`` requests in flight per poll.
+
+Each request that waits for the one before it pays a full round trip, ~40 ms with a
+Mosquitto left at ``set_tcp_nodelay false`` (see BENCHMARKS.md): 50 queues four at a time
+took most of a second there."""
 MAX_CALLS_IN_ATTRIBUTES: Final = 20
 """The active-calls sensor lists at most this many calls in its attributes."""
 BOOT_TIME_TOLERANCE: Final = timedelta(minutes=1)

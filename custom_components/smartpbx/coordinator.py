@@ -4,7 +4,7 @@ One coordinator per kind of data, so a slow or failing kind never holds up the o
 and each polls with its own bounded cost. MQTT requests per poll (one command and its
 reply each), independent of traffic:
 
-- system: 3 (``deviceInfo``, ``extension_list``, ``trunk_list``);
+- system: 3 (``deviceInfo``, ``extension_list``, ``trunk_list``, sent together);
 - queues: 1 + number of queues (``queue_list``, then ``queue_status`` of each);
 - conferences: 1 + number of conferences (``conf_list``, then ``conf_status`` of each);
 - live calls: 1 (``livecall``).
@@ -365,9 +365,13 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         timeout = self.command_timeout
         self._pushed_during_poll = {}
         try:
-            device_info = await self.client.device_info(timeout=timeout)
-            extensions = await self.client.extension_list(timeout=timeout)
-            trunks = await self.client.trunk_list(timeout=timeout)
+            # Together, not one after another: each round trip can cost ~40 ms on a
+            # broker with Nagle's algorithm on, and this poll is also the health check.
+            device_info, extensions, trunks = await asyncio.gather(
+                self.client.device_info(timeout=timeout),
+                self.client.extension_list(timeout=timeout),
+                self.client.trunk_list(timeout=timeout),
+            )
             by_number = {extension.number: extension for extension in extensions}
             for number, event in self._pushed_during_poll.items():
                 if (polled := by_number.get(number)) is not None:
