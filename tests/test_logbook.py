@@ -56,7 +56,11 @@ async def logbook_platforms(hass: HomeAssistant) -> None:
 
         platform.async_describe_events(hass, describe)
 
-    await async_process_integration_platforms(hass, LOGBOOK_DOMAIN, process)
+    # Waiting: otherwise a platform still being imported (slow on a busy machine) is
+    # processed in the background, after the test has looked.
+    await async_process_integration_platforms(
+        hass, LOGBOOK_DOMAIN, process, wait_for_platforms=True
+    )
 
 
 @pytest.fixture
