@@ -24,10 +24,10 @@ their last data, so going away and coming back is logged once, not once per coor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -440,8 +440,22 @@ def _with_state(extension: Extension, event: ExtensionStatusEvent) -> Extension:
     )
 
 
-class SmartPbxQueueCoordinator(SmartPbxCoordinator[dict[str, QueueData]]):
-    """queue_list, then queue_status of every queue."""
+class _Numbered(Protocol):
+    @property
+    def number(self) -> str: ...
+
+
+class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT, DataT](
+    SmartPbxCoordinator[dict[str, DataT]]
+):
+    """A list command, then one status command per listed item (queues, conferences).
+
+    Statuses are fetched ``STATUS_FETCH_CONCURRENCY`` at a time. An item whose status the
+    PBX refuses (deleted between the two commands) keeps a status of None.
+    """
+
+    _kind: ClassVar[str]
+    _status_command: ClassVar[str]
 
     def __init__(
         self,
@@ -458,30 +472,39 @@ class SmartPbxQueueCoordinator(SmartPbxCoordinator[dict[str, QueueData]]):
             entry,
             client,
             health,
-            kind="queues",
+            kind=self._kind,
             poll_interval=poll_interval,
             command_timeout=command_timeout,
         )
 
-    async def _async_fetch(self) -> dict[str, QueueData]:
-        queues = await self.client.queue_list(timeout=self.command_timeout)
-        statuses = await _gather_bounded(
-            [queue.number for queue in queues], self._async_status, STATUS_FETCH_CONCURRENCY
-        )
-        return {
-            queue.number: QueueData(queue=queue, status=statuses[queue.number]) for queue in queues
-        }
+    async def _async_list(self) -> Sequence[ItemT]:
+        raise NotImplementedError
 
-    async def _async_status(self, number: str) -> QueueStatus | None:
+    async def _async_request_status(self, number: str) -> StatusT:
+        raise NotImplementedError
+
+    def _combine(self, item: ItemT, status: StatusT | None) -> DataT:
+        raise NotImplementedError
+
+    def _with_status(self, current: DataT, status: StatusT | None) -> DataT:
+        raise NotImplementedError
+
+    async def _async_fetch(self) -> dict[str, DataT]:
+        items = await self._async_list()
+        statuses = await _gather_bounded(
+            [item.number for item in items], self._async_status, STATUS_FETCH_CONCURRENCY
+        )
+        return {item.number: self._combine(item, statuses[item.number]) for item in items}
+
+    async def _async_status(self, number: str) -> StatusT | None:
         try:
-            return await self.client.queue_status(number, timeout=self.command_timeout)
+            return await self._async_request_status(number)
         except PbxCommandFailedError as err:
-            # E.g. the queue was deleted between queue_list and queue_status.
-            LOGGER.debug("PBX refused queue_status of %s: %s", number, err.message)
+            LOGGER.debug("PBX refused %s of %s: %s", self._status_command, number, err.message)
             return None
 
-    async def async_refresh_queue(self, number: str) -> None:
-        """Fetch one queue's status (after a command changed it) instead of all of them."""
+    async def async_refresh_one(self, number: str) -> None:
+        """Fetch one item's status (after a command changed it) instead of all of them."""
         if self.data is None or number not in self.data:
             await self.async_request_refresh()
             return
@@ -491,55 +514,54 @@ class SmartPbxQueueCoordinator(SmartPbxCoordinator[dict[str, QueueData]]):
             try:
                 status = await self._async_status(number)
             except PbxError as err:
-                LOGGER.debug("Could not refresh queue %s: %s", number, err)
+                # The command itself succeeded; the next poll catches up.
+                LOGGER.debug("Could not refresh %s %s: %s", self._kind, number, err)
                 return
             if (current := self.data.get(number)) is not None:
-                self.async_set_updated_data({**self.data, number: replace(current, status=status)})
+                updated = self._with_status(current, status)
+                self.async_set_updated_data({**self.data, number: updated})
 
 
-class SmartPbxConferenceCoordinator(SmartPbxCoordinator[dict[str, ConferenceData]]):
+class SmartPbxQueueCoordinator(_ListAndStatusCoordinator[Queue, QueueStatus, QueueData]):
+    """queue_list, then queue_status of every queue."""
+
+    _kind = "queues"
+    _status_command = "queue_status"
+
+    async def _async_list(self) -> Sequence[Queue]:
+        return await self.client.queue_list(timeout=self.command_timeout)
+
+    async def _async_request_status(self, number: str) -> QueueStatus:
+        return await self.client.queue_status(number, timeout=self.command_timeout)
+
+    def _combine(self, item: Queue, status: QueueStatus | None) -> QueueData:
+        return QueueData(queue=item, status=status)
+
+    def _with_status(self, current: QueueData, status: QueueStatus | None) -> QueueData:
+        return replace(current, status=status)
+
+
+class SmartPbxConferenceCoordinator(
+    _ListAndStatusCoordinator[Conference, ConferenceStatus, ConferenceData]
+):
     """conf_list, then conf_status of every conference."""
 
-    def __init__(
-        self,
-        hass: HomeAssistant,
-        entry: SmartPbxConfigEntry,
-        client: SmartPbxClient,
-        health: PbxHealth,
-        *,
-        poll_interval: timedelta,
-        command_timeout: float,
-    ) -> None:
-        super().__init__(
-            hass,
-            entry,
-            client,
-            health,
-            kind="conferences",
-            poll_interval=poll_interval,
-            command_timeout=command_timeout,
-        )
+    _kind = "conferences"
+    _status_command = "conf_status"
 
-    async def _async_fetch(self) -> dict[str, ConferenceData]:
-        conferences = await self.client.conf_list(timeout=self.command_timeout)
-        statuses = await _gather_bounded(
-            [conference.number for conference in conferences],
-            self._async_status,
-            STATUS_FETCH_CONCURRENCY,
-        )
-        return {
-            conference.number: ConferenceData(
-                conference=conference, status=statuses[conference.number]
-            )
-            for conference in conferences
-        }
+    async def _async_list(self) -> Sequence[Conference]:
+        return await self.client.conf_list(timeout=self.command_timeout)
 
-    async def _async_status(self, number: str) -> ConferenceStatus | None:
-        try:
-            return await self.client.conf_status(number, timeout=self.command_timeout)
-        except PbxCommandFailedError as err:
-            LOGGER.debug("PBX refused conf_status of %s: %s", number, err.message)
-            return None
+    async def _async_request_status(self, number: str) -> ConferenceStatus:
+        return await self.client.conf_status(number, timeout=self.command_timeout)
+
+    def _combine(self, item: Conference, status: ConferenceStatus | None) -> ConferenceData:
+        return ConferenceData(conference=item, status=status)
+
+    def _with_status(
+        self, current: ConferenceData, status: ConferenceStatus | None
+    ) -> ConferenceData:
+        return replace(current, status=status)
 
 
 class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):

@@ -10,7 +10,7 @@ allowed characters). Both kinds of rejection surface as a translated
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import time as dt_time, timedelta
 import json
 from typing import Any
@@ -27,7 +27,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 import voluptuous as vol
 
-from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, LOGGER
+from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
 from .coordinator import SmartPbxConfigEntry, SmartPbxData
 from .pbx import validation
 from .pbx.errors import (
@@ -604,25 +604,11 @@ async def _refresh_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> No
 
 
 async def _refresh_queue(runtime: SmartPbxData, data: dict[str, Any]) -> None:
-    await runtime.queues.async_refresh_queue(data[ATTR_QUEUE])
+    await runtime.queues.async_refresh_one(data[ATTR_QUEUE])
 
 
 async def _refresh_conference(runtime: SmartPbxData, data: dict[str, Any]) -> None:
-    """Fetch the one conference the action changed, not every conference."""
-    coordinator = runtime.conferences
-    number: str = data[ATTR_CONFERENCE]
-    if coordinator.data is None or (current := coordinator.data.get(number)) is None:
-        await coordinator.async_request_refresh()
-        return
-    try:
-        status = await runtime.client.conf_status(number)
-    except PbxError as err:
-        # The action itself succeeded; the next poll catches up.
-        LOGGER.debug("Could not refresh conference %s after an action: %s", number, err)
-        return
-    coordinator.async_set_updated_data(
-        {**coordinator.data, number: replace(current, status=status)}
-    )
+    await runtime.conferences.async_refresh_one(data[ATTR_CONFERENCE])
 
 
 async def _refresh_system(runtime: SmartPbxData, data: dict[str, Any]) -> None:

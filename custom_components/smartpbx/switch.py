@@ -72,7 +72,7 @@ class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntit
             ),
         )
         # Read the state back from the PBX rather than assume it.
-        await self.coordinator.async_refresh_queue(self.queue_number)
+        await self.coordinator.async_refresh_one(self.queue_number)
 
 
 async def async_setup_entry(
