@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.smartpbx.pbx.models import LiveCall
+from smartpbx_sim import ExtStatus
 
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
@@ -329,3 +330,31 @@ async def test_restore_ignores_garbage(hass: HomeAssistant, smartpbx: SmartPbxFa
 
     assert _state(hass, CALLS_TODAY).state == "0"
     assert _state(hass, LAST_CALL).state == STATE_UNKNOWN
+
+
+async def test_a_poll_rewrites_only_extensions_that_changed(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory
+) -> None:
+    """A system poll notifies every entity; an extension the poll did not change keeps
+    its state untouched (on a large PBX those rewrites were most of a poll's cost), and
+    one it did change is written."""
+    entry, runner = await smartpbx()
+    system = runtime(entry).system
+    unchanged, changed = "sensor.extension_8002_status", "sensor.extension_8001_status"
+    on_call = "binary_sensor.extension_8001_on_a_call"
+    await system.async_refresh()  # the first poll after setup writes once
+    await hass.async_block_till_done()
+    # Values, not State objects: Home Assistant updates last_reported in place.
+    reported = {
+        entity_id: _state(hass, entity_id).last_reported for entity_id in (unchanged, changed)
+    }
+
+    # Changed on the PBX without an event: only the poll can tell.
+    runner.pbx.extensions["8001"].status_override = ExtStatus.BUSY
+    await system.async_refresh()
+    await hass.async_block_till_done()
+
+    assert _state(hass, unchanged).last_reported == reported[unchanged]
+    assert _state(hass, changed).state == "busy"
+    assert _state(hass, changed).last_reported > reported[changed]
+    assert _state(hass, on_call).state == "on"

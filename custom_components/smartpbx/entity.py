@@ -304,6 +304,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
             unique_part=f"extension_{extension.number}",
         )
         self.number = extension.number
+        self._last_written: tuple[Extension | None, bool] | None = None
 
     @property
     def extension(self) -> Extension | None:
@@ -312,6 +313,18 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
     @property
     def _present(self) -> bool:
         return self.extension is not None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        if self._follows_status_events:
+            # These entities' state is made of the extension and availability alone. A
+            # system poll notifies every listener (deviceInfo's uptime changes anyway);
+            # on a large PBX rewriting thousands of unchanged states is most of its cost.
+            written = (self.extension, self.available)
+            if written == self._last_written:
+                return
+            self._last_written = written
+        super()._handle_coordinator_update()
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
