@@ -24,7 +24,8 @@ their last data, so going away and coming back is logged once, not once per coor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -131,17 +132,24 @@ def update_failed(err: PbxError) -> UpdateFailed:
     )
 
 
-async def _run_together[T](coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run all concurrently; on the first failure cancel the rest and raise that error."""
+@contextlib.contextmanager
+def _first_failure_of_task_group() -> Iterator[None]:
+    """Raise the first error of a task group inside it as itself, not wrapped."""
     try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+        yield
     except ExceptionGroup as group_error:
         # A task group wraps failures; callers want the library error itself.
         first = group_error.exceptions[0]
         while isinstance(first, ExceptionGroup):
             first = first.exceptions[0]
         raise first from None
+
+
+async def _run_together[T](coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run all concurrently; on the first failure cancel the rest and raise that error."""
+    with _first_failure_of_task_group():
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
     return [task.result() for task in tasks]
 
 
@@ -367,11 +375,15 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         try:
             # Together, not one after another: each round trip can cost ~40 ms on a
             # broker with Nagle's algorithm on, and this poll is also the health check.
-            device_info, extensions, trunks = await asyncio.gather(
-                self.client.device_info(timeout=timeout),
-                self.client.extension_list(timeout=timeout),
-                self.client.trunk_list(timeout=timeout),
-            )
+            # A failure cancels the other two (their answers would be thrown away).
+            with _first_failure_of_task_group():
+                async with asyncio.TaskGroup() as group:
+                    device_info_task = group.create_task(self.client.device_info(timeout=timeout))
+                    extensions_task = group.create_task(self.client.extension_list(timeout=timeout))
+                    trunks_task = group.create_task(self.client.trunk_list(timeout=timeout))
+            device_info = device_info_task.result()
+            extensions = extensions_task.result()
+            trunks = trunks_task.result()
             by_number = {extension.number: extension for extension in extensions}
             for number, event in self._pushed_during_poll.items():
                 if (polled := by_number.get(number)) is not None:
