@@ -326,13 +326,20 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
             self._last_written = written
         super()._handle_coordinator_update()
 
+    @callback
+    def _handle_status_event(self) -> None:
+        # A status event always changes the extension: write without comparing (this is
+        # the hot path of event bursts), and let the next poll compare afresh.
+        self._last_written = None
+        self.async_write_ha_state()
+
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
         if self._follows_status_events:
             # Status events update only this extension's entities, without a poll.
             self.async_on_remove(
                 self.runtime.system.async_add_extension_listener(
-                    self.number, self._handle_coordinator_update
+                    self.number, self._handle_status_event
                 )
             )
 
