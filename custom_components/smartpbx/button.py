@@ -18,7 +18,8 @@ from .coordinator import (
     SmartPbxData,
     calls_of_extension,
 )
-from .entity import ExtensionEntity, PbxEntity, async_add_entities_for_new_keys, async_pbx_command
+from .entity import ExtensionEntity, PbxEntity, async_add_entities_for_new_keys
+from .translated_errors import async_pbx_call
 
 # Each press sends commands to the PBX; one at a time per platform is plenty.
 PARALLEL_UPDATES = 1
@@ -62,7 +63,7 @@ class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
         client = self.runtime.client
         timeout = self.runtime.command_timeout
         # Ask now rather than trust the last poll: the call may have just started.
-        calls = await async_pbx_command("livecall", client.live_calls(timeout=timeout))
+        calls = await async_pbx_call(client.live_calls(timeout=timeout))
         mine = calls_of_extension(calls, self.number)
         if not mine:
             raise HomeAssistantError(
@@ -71,7 +72,7 @@ class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
                 translation_placeholders={"extension": self.number},
             )
         for call in mine:
-            await async_pbx_command("hangup", client.hangup(call.callid, timeout=timeout))
+            await async_pbx_call(client.hangup(call.callid, timeout=timeout))
         self.runtime.live_calls.async_schedule_refresh()
 
 

@@ -48,7 +48,6 @@ from .const import (
 )
 from .pbx.client import SmartPbxClient
 from .pbx.errors import (
-    PbxBusyError,
     PbxCommandFailedError,
     PbxConnectionError,
     PbxError,
@@ -70,6 +69,7 @@ from .pbx.models import (
     Trunk,
 )
 from .pbx.transport import Transport
+from .translated_errors import pbx_error_translation
 
 type SmartPbxConfigEntry = ConfigEntry[SmartPbxData]
 
@@ -104,31 +104,11 @@ class ConferenceData:
 def update_failed(err: PbxError) -> UpdateFailed:
     """A translated UpdateFailed for a library error (its key reaches ConfigEntryNotReady).
 
-    The keys are shared with the actions' errors (services.py) so one text serves both.
+    The keys are shared with the actions' errors (translated_errors.py): one text serves both.
     """
-    if isinstance(err, PbxTimeoutError):
-        return UpdateFailed(
-            translation_domain=DOMAIN,
-            translation_key="command_timeout",
-            translation_placeholders={"command": err.command, "timeout": f"{err.timeout:g}"},
-        )
-    if isinstance(err, PbxCommandFailedError):
-        return UpdateFailed(
-            translation_domain=DOMAIN,
-            translation_key="command_failed",
-            translation_placeholders={
-                "command": err.command,
-                "message": err.message or "no reason given",
-            },
-        )
-    if isinstance(err, PbxBusyError):
-        return UpdateFailed(translation_domain=DOMAIN, translation_key="pbx_busy")
-    if isinstance(err, PbxNotConnectedError | PbxConnectionError):
-        return UpdateFailed(translation_domain=DOMAIN, translation_key="pbx_not_connected")
+    key, placeholders = pbx_error_translation(err)
     return UpdateFailed(
-        translation_domain=DOMAIN,
-        translation_key="unexpected_error",
-        translation_placeholders={"error": str(err)},
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
     )
 
 

@@ -7,12 +7,11 @@ are available only while the PBX answers and the child is still listed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
@@ -32,15 +31,6 @@ from .identifiers import (
     pbx_identifier,
     queue_identifier,
     trunk_identifier,
-)
-from .pbx.errors import (
-    PbxBusyError,
-    PbxCommandFailedError,
-    PbxConnectionError,
-    PbxError,
-    PbxInvalidArgumentError,
-    PbxNotConnectedError,
-    PbxTimeoutError,
 )
 from .pbx.models import DeviceInfo as PbxDeviceInfo, Extension, ExtensionType, Trunk, TrunkType
 
@@ -493,48 +483,3 @@ def async_remove_entities_of_vanished_keys(
     for unique_id in unique_ids:
         if entity_id := registry.async_get_entity_id(domain, DOMAIN, unique_id):
             registry.async_remove(entity_id)
-
-
-# --- commands from entities ----------------------------------------------------------------
-
-
-async def async_pbx_command[T](command: str, call: Awaitable[T]) -> T:
-    """Await one command of a button or switch, turning errors into translated ones.
-
-    The translation keys are those of the actions (services.py), so both read the same.
-    """
-    try:
-        return await call
-    except PbxInvalidArgumentError as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_argument",
-            translation_placeholders={"field": err.field, "reason": err.reason},
-        ) from err
-    except PbxCommandFailedError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="command_failed",
-            translation_placeholders={
-                "command": command,
-                "message": err.message or "no reason given",
-            },
-        ) from err
-    except PbxTimeoutError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="command_timeout",
-            translation_placeholders={"command": command, "timeout": f"{err.timeout:g}"},
-        ) from err
-    except PbxBusyError as err:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="pbx_busy") from err
-    except (PbxNotConnectedError, PbxConnectionError) as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="pbx_not_connected"
-        ) from err
-    except PbxError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="unexpected_error",
-            translation_placeholders={"error": str(err)},
-        ) from err

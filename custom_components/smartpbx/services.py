@@ -23,22 +23,13 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 import voluptuous as vol
 
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
 from .coordinator import SmartPbxConfigEntry, SmartPbxData
 from .pbx import validation
-from .pbx.errors import (
-    PbxBusyError,
-    PbxCommandFailedError,
-    PbxConnectionError,
-    PbxError,
-    PbxInvalidArgumentError,
-    PbxNotConnectedError,
-    PbxTimeoutError,
-)
 from .pbx.models import (
     CommandReply,
     ConferenceMember,
@@ -50,6 +41,7 @@ from .pbx.models import (
     QueueStatus,
 )
 from .pbx.topics import CommandTopic
+from .translated_errors import async_pbx_call
 
 SERVICE_DIAL = "dial"
 SERVICE_HANGUP = "hangup"
@@ -306,50 +298,6 @@ def _async_get_entry(hass: HomeAssistant, entry_id: str | None) -> SmartPbxConfi
 # --- calling the library -------------------------------------------------------------------
 
 
-async def _pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None = None) -> T:
-    """Await one library call, turning its errors into translated Home Assistant errors.
-
-    Errors name the PBX command (``conf_kick``, not the action) since that is what the
-    PBX answered, and what its message refers to.
-    """
-    try:
-        return await call
-    except PbxInvalidArgumentError as err:
-        field = (fields or {}).get(err.field, err.field)
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_argument",
-            translation_placeholders={"field": field, "reason": err.reason},
-        ) from err
-    except PbxCommandFailedError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="command_failed",
-            translation_placeholders={
-                "command": err.command,
-                "message": err.message or "no reason given",
-            },
-        ) from err
-    except PbxTimeoutError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="command_timeout",
-            translation_placeholders={"command": err.command, "timeout": f"{err.timeout:g}"},
-        ) from err
-    except PbxBusyError as err:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="pbx_busy") from err
-    except (PbxNotConnectedError, PbxConnectionError) as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="pbx_not_connected"
-        ) from err
-    except PbxError as err:  # e.g. a reply the library could not read
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="unexpected_error",
-            translation_placeholders={"error": str(err)},
-        ) from err
-
-
 def _exactly_one(data: Mapping[str, Any], first: str, second: str) -> None:
     """Reject calls that give both or neither of two alternative fields."""
     if (first in data) == (second in data):
@@ -441,7 +389,7 @@ def _redact_secrets(value: Any) -> Any:
 
 
 async def _dial(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    result = await _pbx_call(
+    result = await async_pbx_call(
         runtime.client.dial(
             data[ATTR_CALLER],
             data[ATTR_CALLEE],
@@ -454,14 +402,14 @@ async def _dial(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
 
 async def _hangup(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     _exactly_one(data, ATTR_CALLID, ATTR_CHANNEL)
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.hangup(data.get(ATTR_CALLID), channel=data.get(ATTR_CHANNEL)),
     )
     return None
 
 
 async def _listen(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    result = await _pbx_call(
+    result = await async_pbx_call(
         runtime.client.listen(
             data[ATTR_MONITOR], data[ATTR_EXTENSION], ListenMode(data[ATTR_MODE])
         ),
@@ -470,28 +418,28 @@ async def _listen(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceRespons
 
 
 async def _queue_add(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.queue_add(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
     )
     return None
 
 
 async def _queue_remove(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.queue_remove(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
     )
     return None
 
 
 async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED]),
     )
     return None
 
 
 async def _conference_invite(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.conf_invite(
             data[ATTR_CONFERENCE], data[ATTR_MEMBER], data[ATTR_DIALPERMISSION]
         ),
@@ -513,8 +461,8 @@ async def _conference_channels(runtime: SmartPbxData, data: dict[str, Any]) -> l
     conference: str = data[ATTR_CONFERENCE]
     member: str = data[ATTR_MEMBER]
     # Check the number before the lookup: nothing is published for a bad argument.
-    await _pbx_call(_validated_member(member))
-    status = await _pbx_call(runtime.client.conf_status(conference), _CONFERENCE_FIELDS)
+    await async_pbx_call(_validated_member(member))
+    status = await async_pbx_call(runtime.client.conf_status(conference), _CONFERENCE_FIELDS)
     channels = [entry.channel for entry in status.members if entry.callerid == member]
     if not channels:
         raise ServiceValidationError(
@@ -535,14 +483,16 @@ def _conference_member_action(
 ) -> _Handler:
     async def handle(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
         for channel in await _conference_channels(runtime, data):
-            await _pbx_call(method(runtime)(data[ATTR_CONFERENCE], channel), _CONFERENCE_FIELDS)
+            await async_pbx_call(
+                method(runtime)(data[ATTR_CONFERENCE], channel), _CONFERENCE_FIELDS
+            )
         return None
 
     return handle
 
 
 async def _set_extension(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.extension_set(
             data[ATTR_EXTENSION],
             logged_in=data[ATTR_LOGGED_IN],
@@ -556,7 +506,7 @@ async def _set_extension(runtime: SmartPbxData, data: dict[str, Any]) -> Service
 
 async def _set_wakeup_call(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     start: dt_time = data[ATTR_TIME]
-    await _pbx_call(
+    await async_pbx_call(
         runtime.client.alarm_set(
             data[ATTR_EXTENSION],
             start=start.strftime("%H:%M"),
@@ -571,23 +521,25 @@ async def _set_wakeup_call(runtime: SmartPbxData, data: dict[str, Any]) -> Servi
 
 
 async def _get_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    calls = await _pbx_call(runtime.client.live_calls())
+    calls = await async_pbx_call(runtime.client.live_calls())
     return {"calls": [_live_call_response(live_call) for live_call in calls]}
 
 
 async def _get_queue_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    status = await _pbx_call(runtime.client.queue_status(data[ATTR_QUEUE]))
+    status = await async_pbx_call(runtime.client.queue_status(data[ATTR_QUEUE]))
     return _queue_status_response(status)
 
 
 async def _get_conference_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    status = await _pbx_call(runtime.client.conf_status(data[ATTR_CONFERENCE]), _CONFERENCE_FIELDS)
+    status = await async_pbx_call(
+        runtime.client.conf_status(data[ATTR_CONFERENCE]), _CONFERENCE_FIELDS
+    )
     return _conference_status_response(status)
 
 
 async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     payload: dict[str, Any] = data[ATTR_PAYLOAD]
-    reply = await _pbx_call(
+    reply = await async_pbx_call(
         runtime.client.command(data[ATTR_SUB_TOPIC], payload),
         {"cmd": ATTR_PAYLOAD},
     )

@@ -12,10 +12,10 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxQueueCoordin
 from .entity import (
     QueueEntity,
     async_add_entities_for_new_keys,
-    async_pbx_command,
     async_remove_entities_of_vanished_keys,
 )
 from .pbx.models import QueueMember
+from .translated_errors import async_pbx_call
 
 PARALLEL_UPDATES = 1
 
@@ -65,8 +65,7 @@ class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntit
         await self._async_set_paused(False)
 
     async def _async_set_paused(self, paused: bool) -> None:
-        await async_pbx_command(
-            "queue_paused",
+        await async_pbx_call(
             self.runtime.client.queue_pause(
                 self.queue_number, self.agent, paused, timeout=self.runtime.command_timeout
             ),

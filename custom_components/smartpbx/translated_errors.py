@@ -1,0 +1,72 @@
+"""The client library's errors as translated Home Assistant errors.
+
+One mapping serves the actions (services.py), the buttons and switches (entity.py) and
+the coordinators' failed polls (coordinator.py), so each error reads the same wherever
+it surfaces. Errors name the PBX command (``conf_kick``, not the action) since that is
+what the PBX answered, and what its message refers to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+
+from .const import DOMAIN
+from .pbx.errors import (
+    PbxBusyError,
+    PbxCommandFailedError,
+    PbxConnectionError,
+    PbxError,
+    PbxInvalidArgumentError,
+    PbxNotConnectedError,
+    PbxTimeoutError,
+)
+
+
+def pbx_error_translation(
+    err: PbxError, fields: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, str] | None]:
+    """Translation key and placeholders for ``err``.
+
+    ``fields`` renames the library's argument names to the ones the user typed.
+    """
+    match err:
+        case PbxInvalidArgumentError():
+            field = (fields or {}).get(err.field, err.field)
+            return "invalid_argument", {"field": field, "reason": err.reason}
+        case PbxCommandFailedError():
+            return "command_failed", {
+                "command": err.command,
+                "message": err.message or "no reason given",
+            }
+        case PbxTimeoutError():
+            return "command_timeout", {"command": err.command, "timeout": f"{err.timeout:g}"}
+        case PbxBusyError():
+            return "pbx_busy", None
+        case PbxNotConnectedError() | PbxConnectionError():
+            return "pbx_not_connected", None
+        case _:  # e.g. a reply the library could not read
+            return "unexpected_error", {"error": str(err)}
+
+
+async def async_pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None = None) -> T:
+    """Await one library call, turning its errors into translated Home Assistant errors.
+
+    A bad argument is the caller's mistake (ServiceValidationError); anything else is
+    the PBX's or the connection's (HomeAssistantError).
+    """
+    try:
+        return await call
+    except PbxError as err:
+        key, placeholders = pbx_error_translation(err, fields)
+        error_type = (
+            ServiceValidationError
+            if isinstance(err, PbxInvalidArgumentError)
+            else HomeAssistantError
+        )
+        raise error_type(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders=placeholders,
+        ) from err
