@@ -32,6 +32,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 import json
 from typing import Any
+from unittest.mock import MagicMock
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
@@ -49,12 +50,14 @@ from custom_components.smartpbx.const import (
     CONF_VERIFY_SSL,
     DOMAIN,
     TRANSPORT_DIRECT,
+    TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.coordinator import SmartPbxData
-from smartpbx_sim import PbxConfig
+from smartpbx_sim import PbxConfig, SimulatedPbx
 from smartpbx_sim.runner import SimulatorRunner
 
 from .broker import MosquittoBroker
+from .config_flow_helpers import attach_pbx_to_ha_mqtt
 
 
 @pytest.fixture(name="real_broker")
@@ -249,3 +252,24 @@ def record_commands(runner: SimulatorRunner) -> list[str]:
 
     pbx.handle_command = recording  # type: ignore[method-assign]
     return received
+
+
+async def setup_over_ha_mqtt(
+    hass: HomeAssistant,
+    mqtt_client_mock: MagicMock,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[MockConfigEntry, SimulatedPbx]:
+    """SMALL_PBX behind Home Assistant's (phcc-mocked) MQTT client, and an entry set up
+    for it over that connection (2 s command timeout unless ``options`` say otherwise)."""
+    pbx = SimulatedPbx(SMALL_PBX)
+    attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SMALL_PBX.serial,
+        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
+        options={CONF_COMMAND_TIMEOUT: 2.0, **(options or {})},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry, pbx

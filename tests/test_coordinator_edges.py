@@ -23,17 +23,14 @@ from homeassistant.const import STATE_UNAVAILABLE, __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.update_coordinator import UpdateFailed
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockMqttReasonCode
+from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 import custom_components.smartpbx as integration
 from custom_components.smartpbx.const import (
     CONF_COMMAND_TIMEOUT,
     CONF_POLL_INTERVAL,
-    CONF_TOKEN,
-    CONF_TRANSPORT,
     DOMAIN,
-    TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.coordinator import (
     CallLog,
@@ -44,17 +41,18 @@ from custom_components.smartpbx.coordinator import (
 )
 from custom_components.smartpbx.pbx.errors import PbxTimeoutError
 from custom_components.smartpbx.pbx.models import CallDisposition, CallRecord, ExtensionState
-from smartpbx_sim import ExtStatus, SimulatedPbx
+from smartpbx_sim import ExtStatus
 from smartpbx_sim.runner import SimulatorRunner
 
 from .broker import MosquittoBroker
-from .config_flow_helpers import attach_pbx_to_ha_mqtt, close_ha_mqtt_socket
+from .config_flow_helpers import close_ha_mqtt_socket
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
     SmartPbxFactory,
     add_entry,
     real_broker_fixture,
     runtime,
+    setup_over_ha_mqtt,
     smartpbx_fixture,
     start_simulator,
     unload_integration,
@@ -479,17 +477,7 @@ async def test_a_poll_cut_short_by_the_connection_loss_keeps_its_data_quietly(
     moment later keeps its data and logs no error: the loss is reported once, by the
     connection handler, and every coordinator polls again when it is back."""
     caplog.set_level(logging.DEBUG, logger=COORDINATOR_LOGGER)
-    pbx = SimulatedPbx(SMALL_PBX)
-    attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SMALL_PBX.serial,
-        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        options={CONF_COMMAND_TIMEOUT: 2.0, CONF_POLL_INTERVAL: 3600},
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry, _ = await setup_over_ha_mqtt(hass, mqtt_client_mock, {CONF_POLL_INTERVAL: 3600})
     assert entry.state is ConfigEntryState.LOADED
     data = runtime(entry)
     queues_before = data.queues.data

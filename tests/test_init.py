@@ -23,16 +23,17 @@ from custom_components.smartpbx.const import (
     TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
-from smartpbx_sim import PbxConfig, SimulatedPbx
+from smartpbx_sim import PbxConfig
 
 from .broker import MosquittoBroker
-from .config_flow_helpers import attach_pbx_to_ha_mqtt, close_ha_mqtt_socket
+from .config_flow_helpers import close_ha_mqtt_socket
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
     SmartPbxFactory,
     add_entry,
     real_broker_fixture,
     runtime,
+    setup_over_ha_mqtt,
     smartpbx_fixture,
     start_simulator,
     unload_integration,
@@ -158,18 +159,7 @@ async def test_setup_over_home_assistant_mqtt(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mqtt_client_mock: MagicMock
 ) -> None:
     """Home Assistant's own MQTT connection as the transport, the simulator behind it."""
-    pbx = SimulatedPbx(SMALL_PBX)
-    attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SMALL_PBX.serial,
-        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        options={CONF_COMMAND_TIMEOUT: 2.0},
-    )
-    entry.add_to_hass(hass)
-
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry, pbx = await setup_over_ha_mqtt(hass, mqtt_client_mock)
 
     assert entry.state is ConfigEntryState.LOADED
     assert hass.states.get("sensor.extension_8001_status").state == "idle"

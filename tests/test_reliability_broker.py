@@ -19,29 +19,26 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 import paho.mqtt.client as paho
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockMqttReasonCode
+from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx.const import (
     CONF_COMMAND_TIMEOUT,
-    CONF_TOKEN,
-    CONF_TRANSPORT,
     DOMAIN,
     EVENT_CDR,
-    TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.coordinator import PbxHealth
 from custom_components.smartpbx.pbx import aiomqtt_transport
 from custom_components.smartpbx.pbx.topics import inbound_filter
-from smartpbx_sim import SimulatedPbx
 
 from .broker import MosquittoBroker
-from .config_flow_helpers import attach_pbx_to_ha_mqtt, close_ha_mqtt_socket
+from .config_flow_helpers import close_ha_mqtt_socket
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
     SmartPbxFactory,
     real_broker_fixture,
     runtime,
+    setup_over_ha_mqtt,
     smartpbx_fixture,
     unload_integration,
 )
@@ -137,17 +134,7 @@ async def test_home_assistant_mqtt_reconnect_keeps_our_subscription(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mqtt_client_mock: MagicMock
 ) -> None:
     """HA's MQTT client re-subscribes everything on reconnect; we need do nothing."""
-    pbx = SimulatedPbx(SMALL_PBX)
-    attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SMALL_PBX.serial,
-        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        options={CONF_COMMAND_TIMEOUT: 2.0},
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry, pbx = await setup_over_ha_mqtt(hass, mqtt_client_mock)
     assert entry.state is ConfigEntryState.LOADED
     data = runtime(entry)
     our_filter = inbound_filter(SMALL_PBX.token)
@@ -193,17 +180,7 @@ async def test_home_assistant_mqtt_publish_failure_is_a_connection_error(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mqtt_client_mock: MagicMock
 ) -> None:
     """A publication HA's MQTT client reports failed fails the action cleanly, at once."""
-    pbx = SimulatedPbx(SMALL_PBX)
-    attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SMALL_PBX.serial,
-        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        options={CONF_COMMAND_TIMEOUT: 2.0},
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry, _ = await setup_over_ha_mqtt(hass, mqtt_client_mock)
     working = mqtt_client_mock.publish.side_effect
     mqtt_client_mock.publish.side_effect = lambda *args, **kwargs: MagicMock(rc=4, mid=9999)
 
