@@ -1,8 +1,8 @@
 """A real Home Assistant for the benchmarks: no pytest, no mocks, real storage.
 
-Built the way ``homeassistant.bootstrap`` builds one, minus the default integrations
-(frontend, http, recorder...) that the benchmarks do not exercise: the core, the base
-functionality (registries, restore state, translations) and the core config. Config
+The soak test's ``headless_hass`` (tests/soak.py): built the way ``homeassistant.bootstrap``
+builds one, minus the default integrations (frontend, http, recorder...) that the
+benchmarks do not exercise. Config
 entries are added as Home Assistant adds stored ones at start-up, and set up for real
 against the simulator on Mosquitto. The integration is imported from the project's
 ``custom_components`` (the project root is on ``sys.path``: the benchmarks run with
@@ -20,13 +20,11 @@ import time
 from types import MappingProxyType
 from typing import Any
 
-from homeassistant import bootstrap, config_entries, loader
+from homeassistant import config_entries
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
-from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.helpers import entity_registry as er
-from homeassistant.setup import async_setup_component
 
 from custom_components.smartpbx.const import (
     CONF_COMMAND_TIMEOUT,
@@ -41,15 +39,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_DIRECT,
 )
 from custom_components.smartpbx.coordinator import SmartPbxData
-
-_CORE_CONFIG = {
-    "name": "Benchmark",
-    "latitude": 52.37,
-    "longitude": 4.89,
-    "elevation": 0,
-    "unit_system": "metric",
-    "time_zone": "UTC",
-}
+from tests.soak import headless_hass
 
 
 def quiet_logs() -> None:
@@ -67,24 +57,8 @@ async def running_hass() -> AsyncIterator[tuple[HomeAssistant, float]]:
     with tempfile.TemporaryDirectory(prefix="smartpbx-bench-hass-") as config_dir:
         quiet_logs()
         started = time.perf_counter()
-        hass = HomeAssistant(config_dir)
-        loader.async_setup(hass)
-        hass.config.skip_pip = True
-        hass.config_entries = config_entries.ConfigEntries(hass, {})
-        await loader.async_get_custom_components(hass)
-        if not await bootstrap.async_load_base_functionality(hass):
-            raise RuntimeError("Home Assistant's base functionality did not load")
-        for domain in sorted(bootstrap.CORE_INTEGRATIONS):
-            if not await async_setup_component(hass, domain, {}):
-                raise RuntimeError(f"core integration {domain} did not set up")
-        await async_process_ha_core_config(hass, dict(_CORE_CONFIG))
-        await hass.async_start()
-        await hass.async_block_till_done()
-        boot_seconds = time.perf_counter() - started
-        try:
-            yield hass, boot_seconds
-        finally:
-            await hass.async_stop()
+        async with headless_hass(config_dir, name="Benchmark") as hass:
+            yield hass, time.perf_counter() - started
 
 
 def direct_entry(

@@ -25,7 +25,7 @@ import argparse
 from array import array
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
 import gc
@@ -188,8 +188,12 @@ class _CountingHandler(logging.Handler):
 
 
 @contextlib.asynccontextmanager
-async def headless_hass(config_dir: str) -> Any:
-    """A started Home Assistant with its core only (no frontend, recorder or http)."""
+async def headless_hass(config_dir: str, name: str = "Soak") -> AsyncIterator[HomeAssistant]:
+    """A started Home Assistant with its core only (no frontend, recorder or http).
+
+    Built as ``homeassistant.bootstrap`` builds one (core, registries, restore state,
+    translations, core config; real storage in ``config_dir``). The benchmarks use it too.
+    """
     hass = HomeAssistant(config_dir)
     loader.async_setup(hass)
     hass.config.skip_pip = True
@@ -203,7 +207,7 @@ async def headless_hass(config_dir: str) -> Any:
     await async_process_ha_core_config(
         hass,
         {
-            "name": "Soak",
+            "name": name,
             "latitude": 52.37,
             "longitude": 4.89,
             "elevation": 0,
