@@ -468,18 +468,25 @@ def _is_quoted_printable(line: str) -> bool:
 
 def _split_content_line(line: str) -> tuple[str, list[str], str] | None:
     """``[group.]NAME;params:value`` -> (NAME, params, value); None if it is not one."""
-    in_quotes = False
-    for index, char in enumerate(line):
-        if char == '"':
-            in_quotes = not in_quotes
-        elif char == ":" and not in_quotes:
-            head, value = line[:index], line[index + 1 :]
-            name, *params = head.split(";")
-            name = name.strip().rpartition(".")[2].upper()
-            if not name:
-                return None
-            return name, [param.strip() for param in params], value
-    return None
+    colon = line.find(":")
+    if colon < 0:
+        return None
+    if line.find('"', 0, colon) >= 0:
+        # A quoted parameter value may hold ":" (vCard 4.0): find the first one outside.
+        colon, in_quotes = -1, False
+        for index, char in enumerate(line):
+            if char == '"':
+                in_quotes = not in_quotes
+            elif char == ":" and not in_quotes:
+                colon = index
+                break
+        if colon < 0:
+            return None
+    name, *params = line[:colon].split(";")
+    name = name.strip().rpartition(".")[2].upper()
+    if not name:
+        return None
+    return name, [param.strip() for param in params], line[colon + 1 :]
 
 
 def _vcard_value(params: list[str], value: str) -> str:
