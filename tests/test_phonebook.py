@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from custom_components.smartpbx.pbx import phonebook
 from custom_components.smartpbx.pbx.models import Extension, ExtensionState, ExtensionType
 from custom_components.smartpbx.pbx.phonebook import (
     MAX_FILE_BYTES,
@@ -18,6 +19,7 @@ from custom_components.smartpbx.pbx.phonebook import (
     clean_number,
     decode_file,
     file_stamp,
+    is_country_code,
     normalize_number,
     parse_csv,
     parse_phonebook_text,
@@ -29,6 +31,7 @@ GERMANY = DialPlan(country_code="49", trunk_prefix="0")
 ITALY = DialPlan(country_code="39", trunk_prefix="")
 HUNGARY = DialPlan(country_code="36", trunk_prefix="06")
 NANP = DialPlan(country_code="1", trunk_prefix="", international_prefix="011")
+RUSSIA = DialPlan(country_code="7", trunk_prefix="8", international_prefix="810")
 NO_COUNTRY = DialPlan()
 WITH_OUTSIDE_LINE = DialPlan(country_code="49", outside_line_prefix="9")
 WITH_OUTSIDE_LINE_0 = DialPlan(country_code="49", outside_line_prefix="0")
@@ -67,6 +70,9 @@ NUMBER_FORMS = [
     (NANP, "+1 (212) 555-1234", "2125551234"),
     (NANP, "011 44 20 7946 0000", "+442079460000"),
     (NANP, "212.555.1234", "2125551234"),
+    (RUSSIA, "+7 812 123-45-67", "88121234567"),  # 812 is no stray trunk prefix
+    (RUSSIA, "8 (812) 123-45-67", "88121234567"),
+    (RUSSIA, "810 49 30 123456", "+4930123456"),
     (NO_COUNTRY, "+49 30 123456", "+4930123456"),
     (NO_COUNTRY, "0049 30 123456", "+4930123456"),
     (NO_COUNTRY, "030 123456", "030123456"),  # no country: national is not international
@@ -129,12 +135,41 @@ def test_dial_plan_from_form_input(kwargs: dict[str, str], plan: DialPlan) -> No
     assert DialPlan.from_input(**kwargs) == plan
 
 
+@pytest.mark.parametrize("code", ["1", "7", "20", "39", "49", "98", "353", "420", "886", "998"])
+def test_country_codes(code: str) -> None:
+    assert DialPlan(country_code=code).country_code == code
+
+
+@pytest.mark.parametrize(
+    ("country", "plan"),
+    [
+        ("DE", DialPlan(country_code="49", trunk_prefix="0")),
+        ("it", ITALY),
+        ("US", NANP),
+        ("HU", HUNGARY),
+        ("AQ", DialPlan()),  # not known: no country code
+        (None, DialPlan()),
+    ],
+)
+def test_suggested_plans(country: str | None, plan: DialPlan) -> None:
+    assert DialPlan.suggested(country) == plan
+
+
+def test_every_suggested_plan_is_valid() -> None:
+    for country in phonebook._SUGGESTED_PLANS:
+        assert is_country_code(DialPlan.suggested(country).country_code), country
+
+
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
         ({"country_code": "4a"}, Reason.INVALID_COUNTRY_CODE),
         ({"country_code": "1234"}, Reason.INVALID_COUNTRY_CODE),
         ({"country_code": "0"}, Reason.INVALID_COUNTRY_CODE),
+        ({"country_code": "3"}, Reason.INVALID_COUNTRY_CODE),  # 3x: two digits at least
+        ({"country_code": "35"}, Reason.INVALID_COUNTRY_CODE),  # 35x: three digits
+        ({"country_code": "391"}, Reason.INVALID_COUNTRY_CODE),  # 39 and a digit
+        ({"country_code": "12"}, Reason.INVALID_COUNTRY_CODE),  # 1 and a digit
         ({"trunk_prefix": "012"}, Reason.INVALID_TRUNK_PREFIX),
         ({"trunk_prefix": "00"}, Reason.INVALID_TRUNK_PREFIX),  # the international prefix
         ({"international_prefix": ""}, Reason.INVALID_INTERNATIONAL_PREFIX),
@@ -243,6 +278,7 @@ VCARD_30 = (
     "VERSION:3.0\r\n"
     "N:Novak;Jan;;;\r\n"
     "TEL;TYPE=WORK:030 987654 ext. 12\r\n"
+    "TEL;TYPE=HOME:030 55555x7\r\n"
     "END:VCARD\r\n"
 )
 
@@ -275,6 +311,7 @@ def test_vcard_30_folded_escaped_grouped_and_n_without_fn() -> None:
     assert [(e.number, e.name) for e in parsed.entries] == [
         ("+33 1 42 27 81 86", "Dubois, Marie"),
         ("030 987654", "Jan Novak"),
+        ("030 55555", "Jan Novak"),
     ]
 
 
@@ -403,6 +440,7 @@ def test_csv_rows_spanning_lines_keep_their_first_line() -> None:
         ("name,city\nAnna,Berlin\nBob,Paris\n", Reason.CSV_NO_NUMBER_COLUMN, 1),
         ("name,number\nAnna,\nBob, \n", Reason.NO_ENTRIES, None),
         ("number\n030 123456\n030 654321\n", Reason.CSV_NO_NAME_COLUMN, 1),
+        ("Nummer;Typ\n030 123456;\n030 654321;\n", Reason.CSV_NO_NAME_COLUMN, 1),
         ("name,number\n", Reason.NO_ENTRIES, None),
         ("\n\n", Reason.NO_ENTRIES, None),
     ],

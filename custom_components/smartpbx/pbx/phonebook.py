@@ -7,7 +7,7 @@ Which numbers match
 ===================
 
 A number is first *cleaned*: a ``tel:`` or ``sip:`` URI is reduced to its number, an
-``(0)`` written after an international prefix is dropped (``+49 (0)30 123456`` is how
+``(0)`` in a number starting with ``+`` or ``00`` is dropped (``+49 (0)30 123456`` is how
 Germany, the UK or Switzerland write a number whose 0 is not dialled from abroad), then
 spaces (also non-breaking and thin ones), dashes, dots, slashes and brackets are
 dropped. What is left must be digits, optionally after one leading ``+``; anything else
@@ -22,7 +22,9 @@ canonical forms are equal (one dictionary lookup):
   country, ``+CC N``, is written as it is dialled inside the country: the national
   trunk prefix followed by ``N``. With Germany's ``49`` and trunk prefix ``0``,
   ``+49 30 123456``, ``0049 30 123456`` and ``030 123456`` all become ``030123456``.
-  A stray trunk prefix after the country code (``+49 030 ...``) is dropped first.
+  A trunk prefix written after the country code anyway (``+49 030 ...``) is dropped
+  first, where the trunk prefix starts with 0: no national number there starts with 0
+  (it would read as a prefix), whereas Russia's ``8`` also opens area codes (``812``).
 - Every other number (national numbers, local numbers without an area code, short
   numbers, extensions) is left as written.
 
@@ -38,6 +40,8 @@ with another prefix say so (Hungary ``06``, Russia and Belarus ``8``). In North 
 (``1``) the form the carrier shows decides: trunk prefix empty if caller ids arrive as
 10 digits (``2125551234``), ``1`` if they arrive as 11 (``12125551234``); the other form
 does not match. Without a country code, only ``+D`` and ``00D`` match each other.
+``DialPlan.suggested(country)`` prefills these fields for a few dozen countries (from
+Home Assistant's country setting, say); the user sees and can change every one.
 
 A number never matches a different number of digits by stripping a guessed prefix:
 ``123456`` (local) and ``030123456`` (national) stay different numbers.
@@ -203,10 +207,26 @@ class DialPlan:
         for value, pattern, reason in checks:
             if not pattern.fullmatch(value):
                 raise PhonebookError(reason, content=value)
+        if self.country_code and not is_country_code(self.country_code):
+            raise PhonebookError(
+                PhonebookErrorReason.INVALID_COUNTRY_CODE, content=self.country_code
+            )
         if self.trunk_prefix and self.trunk_prefix == self.international_prefix:
             raise PhonebookError(
                 PhonebookErrorReason.INVALID_TRUNK_PREFIX, content=self.trunk_prefix
             )
+
+    @classmethod
+    def suggested(cls, country: str | None) -> DialPlan:
+        """A plan to prefill a form for a country (ISO 3166-1 alpha-2, e.g. ``IT``).
+
+        Known for a few dozen countries; otherwise (or for None) no country code. Only
+        ever a suggestion: the user sees and can change every field.
+        """
+        if country is None or (known := _SUGGESTED_PLANS.get(country.upper())) is None:
+            return cls()
+        code, trunk, international = known
+        return cls(country_code=code, trunk_prefix=trunk, international_prefix=international)
 
     @classmethod
     def from_input(
@@ -237,6 +257,81 @@ class DialPlan:
 
 
 _COUNTRY_CODE: Final = re.compile(r"(?:[1-9][0-9]{0,2})?")
+_ONE_DIGIT_CODES: Final = frozenset({"1", "7"})
+# fmt: off
+_TWO_DIGIT_CODES: Final = frozenset({
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
+    "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
+    "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+})
+# fmt: on
+
+
+def is_country_code(code: str) -> bool:
+    """Whether ``code`` can be an ITU-T E.164 country code.
+
+    Country codes are a prefix code: no code starts with another. ``3`` or ``35`` (for
+    ``353``) or ``391`` (``39`` and a digit) cannot be one. Unassigned codes pass.
+    """
+    if len(code) == 1:
+        return code in _ONE_DIGIT_CODES
+    if code[:1] in _ONE_DIGIT_CODES:
+        return False
+    if len(code) == 2:
+        return code in _TWO_DIGIT_CODES
+    return len(code) == 3 and code.isdigit() and code[:2] not in _TWO_DIGIT_CODES
+
+
+# Suggestions to prefill a form from a country (ISO 3166-1 alpha-2), never applied
+# behind the user's back: (country code, trunk prefix, international prefix).
+_SUGGESTED_PLANS: Final[Mapping[str, tuple[str, str, str]]] = {
+    **{
+        country: (code, "0", "00")
+        for country, code in (
+            ("AT", "43"),
+            ("BE", "32"),
+            ("CH", "41"),
+            ("DE", "49"),
+            ("FI", "358"),
+            ("FR", "33"),
+            ("GB", "44"),
+            ("HR", "385"),
+            ("IE", "353"),
+            ("IN", "91"),
+            ("NL", "31"),
+            ("NZ", "64"),
+            ("RO", "40"),
+            ("SE", "46"),
+            ("SI", "386"),
+            ("SK", "421"),
+            ("TR", "90"),
+            ("UA", "380"),
+            ("ZA", "27"),
+        )
+    },
+    **{
+        country: (code, "", "00")
+        for country, code in (
+            ("CZ", "420"),
+            ("DK", "45"),
+            ("ES", "34"),
+            ("GR", "30"),
+            ("IT", "39"),
+            ("LU", "352"),
+            ("MT", "356"),
+            ("NO", "47"),
+            ("PL", "48"),
+            ("PT", "351"),
+            ("SM", "378"),
+        )
+    },
+    "AU": ("61", "0", "0011"),
+    "CA": ("1", "", "011"),
+    "HU": ("36", "06", "00"),
+    "JP": ("81", "0", "010"),
+    "RU": ("7", "8", "810"),
+    "US": ("1", "", "011"),
+}
 _TRUNK_PREFIX: Final = re.compile(r"[0-9]{0,2}")
 _INTERNATIONAL_PREFIX: Final = re.compile(r"[0-9]{2,4}")
 _OUTSIDE_LINE_PREFIX: Final = re.compile(r"[0-9]{0,4}")
@@ -287,7 +382,7 @@ def _canonical(cleaned: str, plan: DialPlan) -> str:
     country = plan.country_code
     if country and international.startswith(country) and len(international) > len(country):
         national = international[len(country) :]
-        if plan.trunk_prefix and national.startswith(plan.trunk_prefix):
+        if plan.trunk_prefix.startswith("0") and national.startswith(plan.trunk_prefix):
             national = national[len(plan.trunk_prefix) :]  # "+49 030 ...", written wrongly
         return plan.trunk_prefix + national
     return "+" + international
@@ -316,7 +411,7 @@ def normalize_number(number: str, plan: DialPlan, *, dialled: bool = False) -> s
 
 # Extension markers a contact's number may carry; a caller id never does.
 _EXTENSION_SUFFIX: Final = re.compile(
-    r"\s*(?:;\s*ext\s*=|\b(?:ext|extension|x)\.?)\s*[0-9]+\s*$", re.IGNORECASE
+    r"\s*(?:;\s*ext\s*=|(?:ext|extension|x)\.?)\s*[0-9]+\s*$", re.IGNORECASE
 )
 
 
@@ -781,7 +876,8 @@ def _columns_from_content(rows: list[tuple[int, list[str]]], columns: _Columns) 
 def parse_csv(text: str, plan: DialPlan) -> PhonebookFile:
     """Names and numbers of a CSV export; see the module's docstring for the rules."""
     text = text.lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text), delimiter=_choose_delimiter(text), strict=True)
+    delimiter = _choose_delimiter(text)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     rows: list[tuple[int, list[str]]] = []
     start = 1
     try:
@@ -804,13 +900,14 @@ def parse_csv(text: str, plan: DialPlan) -> PhonebookFile:
     if not data:
         raise PhonebookError(PhonebookErrorReason.NO_ENTRIES)
     _columns_from_content(data, columns)
+    header_text = delimiter.join(first)
     if not columns.numbers:
         raise PhonebookError(
-            PhonebookErrorReason.CSV_NO_NUMBER_COLUMN, line=header_line, content=",".join(first)
+            PhonebookErrorReason.CSV_NO_NUMBER_COLUMN, line=header_line, content=header_text
         )
     if not columns.has_name:
         raise PhonebookError(
-            PhonebookErrorReason.CSV_NO_NAME_COLUMN, line=header_line, content=",".join(first)
+            PhonebookErrorReason.CSV_NO_NAME_COLUMN, line=header_line, content=header_text
         )
     collected = _Collector(plan)
     for line, row in data:
