@@ -326,6 +326,20 @@ def test_vcard_40_tel_uris_and_org_as_name() -> None:
     assert book.lookup("0815551234").name == "Pizzeria Napoli"
 
 
+def test_vcard_quoted_parameters_blank_lines_and_unknown_charsets() -> None:
+    text = (
+        'BEGIN:VCARD\nVERSION:4.0\nFN:Colon\nTEL;TYPE="x:y":+49 30 1\nEND:VCARD\n'
+        "\n\n"
+        "BEGIN:VCARD\nVERSION:2.1\n"
+        "FN;ENCODING=QUOTED-PRINTABLE;CHARSET=X-UNKNOWN:Sof=EDa\nTEL:030 2\nEND:VCARD\n"
+    )
+    parsed = parse_vcard(text, GERMANY)
+    assert [(e.number, e.name) for e in parsed.entries] == [
+        ("+49 30 1", "Colon"),
+        ("030 2", "Sofía"),
+    ]
+
+
 def test_vcard_skips_contacts_without_number_or_name_and_repeated_numbers() -> None:
     text = (
         "BEGIN:VCARD\nFN:Only Mail\nEMAIL:a@b.c\nEND:VCARD\n"
@@ -352,6 +366,8 @@ def test_vcard_skips_contacts_without_number_or_name_and_repeated_numbers() -> N
         ("FN:Anna\nBEGIN:VCARD\nEND:VCARD\n", Reason.VCARD_NOT_OPENED, 1),
         ("BEGIN:VCARD\nFN:A\nTEL:1\nEND:VCARD\nEND:VCARD\n", Reason.VCARD_NOT_OPENED, 5),
         ("BEGIN:VCARD\nFN:Anna\nthis is no property\nEND:VCARD\n", Reason.VCARD_BAD_LINE, 3),
+        ('BEGIN:VCARD\nFN:Anna\nTEL;TYPE="a:b\nEND:VCARD\n', Reason.VCARD_BAD_LINE, 3),
+        ("BEGIN:VCARD\nFN:Anna\n:030 1\nEND:VCARD\n", Reason.VCARD_BAD_LINE, 3),
         ("BEGIN:VCARD\nFN:Anna\nTEL:030 CALL ME\nEND:VCARD\n", Reason.INVALID_NUMBER, 3),
         ("BEGIN:VCARD\nFN:Anna\nEND:VCARD\n", Reason.NO_ENTRIES, None),
         ("", Reason.NO_ENTRIES, None),
@@ -437,6 +453,7 @@ def test_csv_rows_spanning_lines_keep_their_first_line() -> None:
         ("name,number\nAnna,030 123456\nBob,030 CALL ME\n", Reason.INVALID_NUMBER, 3),
         ('name,number\nAnna,030 123456\n"Bob,030 2\n', Reason.CSV_BAD_ROW, 3),
         ('name,number\nAnna,"030 1"x\n', Reason.CSV_BAD_ROW, 2),
+        ("name,number\nAnna,030 1\nBob," + "1" * 200_000 + "\n", Reason.CSV_BAD_ROW, 3),
         ("name,city\nAnna,Berlin\nBob,Paris\n", Reason.CSV_NO_NUMBER_COLUMN, 1),
         ("name,number\nAnna,\nBob, \n", Reason.NO_ENTRIES, None),
         ("number\n030 123456\n030 654321\n", Reason.CSV_NO_NAME_COLUMN, 1),
