@@ -77,7 +77,16 @@ def test_a_redelivered_cdr_is_kept_once_but_other_legs_of_a_call_are_kept() -> N
     history = CallHistory()
     assert history.add(_call(1))
     assert not history.add(_call(1))
+    # Redelivered after a reconnect: received later, still the same CDR.
+    assert not history.add(_call(1, time=START + timedelta(minutes=5)))
     assert history.add(_call(1, to_number="2003", to_name=None))
+    assert len(history) == 2
+
+
+def test_calls_without_a_call_id_are_all_kept() -> None:
+    history = CallHistory()
+    assert history.add(_call(1, callid=None))
+    assert history.add(_call(1, callid=None))
     assert len(history) == 2
 
 

@@ -125,12 +125,25 @@ def _disposition(value: Any) -> CallDisposition:
         return CallDisposition.UNKNOWN
 
 
+def _same_record(new: RecentCall, kept: RecentCall) -> bool:
+    """The same CDR, whenever it arrived."""
+    return (
+        new.callid == kept.callid
+        and new.from_number == kept.from_number
+        and new.to_number == kept.to_number
+        and new.disposition is kept.disposition
+        and new.duration == kept.duration
+        and new.direction is kept.direction
+    )
+
+
 class CallHistory:
     """The last ``max_calls`` calls, newest first (``calls`` given newest first too).
 
-    A CDR delivered twice (MQTT QoS 1 is at least once) is kept once: a call equal to
-    one already kept is not added again. Distinct CDRs of one call id (the legs of a
-    queue call) are kept apart.
+    A CDR delivered twice (MQTT QoS 1 is at least once) is kept once: a call with the
+    call id, parties, outcome and duration of one already kept is not added again, even
+    though it arrived later. Distinct CDRs of one call id (the legs of a queue call) are
+    kept apart; calls without a call id are always kept (nothing tells them apart).
     """
 
     __slots__ = ("_calls", "max_calls")
@@ -146,7 +159,7 @@ class CallHistory:
 
     def add(self, call: RecentCall) -> bool:
         """Keep ``call`` as the newest; False if it was already kept (a redelivery)."""
-        if call in self._calls:
+        if call.callid is not None and any(_same_record(call, kept) for kept in self._calls):
             return False
         self._calls.appendleft(call)
         return True
