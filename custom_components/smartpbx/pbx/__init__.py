@@ -4,6 +4,8 @@
 ``Transport``; ``AiomqttTransport`` is a ready transport over aiomqtt. Everything the PBX
 sends is parsed into the frozen models of ``models`` by the tolerant parsers of
 ``parsing``; every argument is checked by ``validation`` before anything is published.
+``phonebook`` names callers (number normalisation, phonebook text, vCard and CSV files);
+``history`` keeps the last calls.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .errors import (
     PbxNotConnectedError,
     PbxTimeoutError,
 )
+from .history import MAX_RECENT_CALLS, CallDirection, CallHistory, RecentCall
 from .models import (
     CallDisposition,
     CallRecord,
@@ -57,6 +60,21 @@ from .models import (
     UnknownEvent,
 )
 from .parsing import MalformedPayloadError
+from .phonebook import (
+    DialPlan,
+    NameLookup,
+    NameSource,
+    Phonebook,
+    PhonebookEntry,
+    PhonebookError,
+    PhonebookErrorReason,
+    PhonebookFile,
+    normalize_number,
+    parse_csv,
+    parse_phonebook_text,
+    parse_vcard,
+    read_phonebook_file,
+)
 from .topics import (
     API_VERSION,
     CommandTopic,
@@ -75,8 +93,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_PAYLOAD_BYTES",
     "MAX_PENDING",
+    "MAX_RECENT_CALLS",
     "AiomqttTransport",
+    "CallDirection",
     "CallDisposition",
+    "CallHistory",
     "CallRecord",
     "ClientStats",
     "CommandReply",
@@ -86,6 +107,7 @@ __all__ = [
     "ConferenceStatus",
     "ConnectionCallback",
     "DeviceInfo",
+    "DialPlan",
     "DialResult",
     "EventCallback",
     "Extension",
@@ -98,6 +120,8 @@ __all__ = [
     "LiveCall",
     "MalformedPayloadError",
     "MessageCallback",
+    "NameLookup",
+    "NameSource",
     "PbxAuthError",
     "PbxBusyError",
     "PbxCommandFailedError",
@@ -109,10 +133,16 @@ __all__ = [
     "PbxNotConnectedError",
     "PbxTimeoutError",
     "Permission",
+    "Phonebook",
+    "PhonebookEntry",
+    "PhonebookError",
+    "PhonebookErrorReason",
+    "PhonebookFile",
     "Queue",
     "QueueMember",
     "QueueMemberState",
     "QueueStatus",
+    "RecentCall",
     "SmartPbxClient",
     "Transport",
     "Trunk",
@@ -125,6 +155,11 @@ __all__ = [
     "command_topic",
     "event_topic",
     "inbound_filter",
+    "normalize_number",
+    "parse_csv",
+    "parse_phonebook_text",
+    "parse_vcard",
+    "read_phonebook_file",
     "response_topic",
     "status_topic",
 ]
