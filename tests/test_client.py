@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
+from dataclasses import replace
 import json
 import logging
 import secrets
@@ -65,6 +66,7 @@ from smartpbx_sim import FirmwareProfile, PbxConfig
 from smartpbx_sim.runner import SimulatorRunner
 
 from .broker import MosquittoBroker, free_port
+from .integration_helpers import SMALL_PBX, real_broker_fixture, start_simulator  # noqa: F401
 from .pbx_responder import (
     VENDOR_CDR,
     VENDOR_EVENTS,
@@ -1577,3 +1579,18 @@ async def test_document_firmware_sends_no_status_topic(
     await log.wait_for(3)  # extension_status events
     await asyncio.sleep(0.2)
     assert not [e for e in log.events if isinstance(e, UnknownEvent)]
+
+
+async def test_integration_helpers_start_the_simulator_with_the_test_profile(
+    real_broker: MosquittoBroker, sim_profile: FirmwareProfile
+) -> None:
+    runner = await start_simulator(real_broker)
+    try:
+        assert runner.pbx.config.profile is sim_profile
+    finally:
+        await runner.stop()
+    chosen = await start_simulator(real_broker, replace(SMALL_PBX, profile=FirmwareProfile.FIELD))
+    try:
+        assert chosen.pbx.config.profile is FirmwareProfile.FIELD
+    finally:
+        await chosen.stop()
