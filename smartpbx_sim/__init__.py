@@ -5,7 +5,7 @@ connects one to an MQTT broker; ``python -m smartpbx_sim`` runs it from the comm
 Never shipped with the integration.
 """
 
-from .config import PbxConfig, Quirks
+from .config import FirmwareProfile, PbxConfig, Quirks
 from .errors import PbxError
 from .model import CallKind, Direction, Disposition, ExtStatus
 from .pbx import Published, SimulatedPbx, Timer, topic_kind
@@ -16,6 +16,7 @@ __all__ = [
     "Direction",
     "Disposition",
     "ExtStatus",
+    "FirmwareProfile",
     "PbxConfig",
     "PbxError",
     "Published",

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from .config import PbxConfig, Quirks
+from .config import FirmwareProfile, PbxConfig, Quirks
 from .pbx import SimulatedPbx
 from .runner import SimulatorRunner
 
@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before an unanswered call ends with NO ANSWER",
     )
     behaviour.add_argument(
+        "--profile",
+        choices=[profile.value for profile in FirmwareProfile],
+        default=FirmwareProfile.DOCUMENT.value,
+        help="firmware to play: 'document' (the vendor document, its quirks) or 'field' "
+        "(extcallinfo/atxfer/atxferoperate, queue \"\" pauses everywhere, 'paused', {} for "
+        "empty lists, callstatus/hangup events, status topic, Inbound/Outbound)",
+    )
+    behaviour.add_argument(
         "--quirk",
         action="append",
         choices=_QUIRKS,
@@ -167,6 +175,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         answer_delay=answer_delay,
         ring_timeout=args.ring_timeout,
         quirks=Quirks(**dict.fromkeys(args.quirk, True)),
+        profile=FirmwareProfile(args.profile),
     )
 
 

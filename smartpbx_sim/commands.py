@@ -97,6 +97,8 @@ def dispatch(pbx: SimulatedPbx, sub: str, raw: bytes) -> None:
             fail("cmd is required")
         return
     expected = wire.COMMAND_TOPICS.get(cmd)
+    if cmd in wire.FIELD_COMMANDS and not pbx.config.field_firmware:
+        expected = None  # the document's firmware does not know them
     if expected is None:
         if has_rid:
             fail(f"unknown cmd {cmd}")
@@ -164,7 +166,7 @@ def _extension_list(pbx: SimulatedPbx, _req: Request) -> dict[str, object]:
             extlist.append(
                 {"status": status, "type": "SIP", "number": ext.number, "username": ext.username}
             )
-    return {"message": "success", "extlist": extlist}
+    return {"message": "success", "extlist": pbx.wire_list(extlist)}
 
 
 def _trunk_list(pbx: SimulatedPbx, _req: Request) -> dict[str, object]:
@@ -183,25 +185,27 @@ def _trunk_list(pbx: SimulatedPbx, _req: Request) -> dict[str, object]:
             )
         else:
             trunklist.append({"status": trunk.status, "name": trunk.name, "type": "SIP"})
-    return {"trunklist": trunklist, "message": "success"}
+    return {"trunklist": pbx.wire_list(trunklist), "message": "success"}
 
 
 def _livecall(pbx: SimulatedPbx, _req: Request) -> dict[str, object]:
     return {
-        "livecall": [
-            {
-                "caller": call.caller,
-                "source": call.source,
-                "called": call.called,
-                "destination": call.destination,
-                "duration": wire.hms(pbx.now - call.start),
-                "callid": call.callid,
-                "state": call.state,
-                "direction": str(call.direction),
-                "recording": call.recording,
-            }
-            for call in pbx.calls.values()
-        ],
+        "livecall": pbx.wire_list(
+            [
+                {
+                    "caller": call.caller,
+                    "source": call.source,
+                    "called": call.called,
+                    "destination": call.destination,
+                    "duration": wire.hms(pbx.now - call.start),
+                    "callid": call.callid,
+                    "state": call.state,
+                    "direction": pbx.direction_text(call.direction),
+                    "recording": call.recording,
+                }
+                for call in pbx.calls.values()
+            ]
+        ),
         "message": "success",
     }
 
@@ -280,6 +284,20 @@ def _hangup(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
     return {"message": "Channel Hungup"}
 
 
+def _extcallinfo(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
+    return {"message": "success", **pbx.extension_call(req.text("extension"))}
+
+
+def _atxfer(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
+    pbx.attended_transfer(req.text("channelid"), req.text("tonumber"))
+    return {"message": "success"}
+
+
+def _atxferoperate(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
+    pbx.transfer_operate(req.text("channelid"), req.text("operate"))
+    return {"message": "success"}
+
+
 def _listen(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
     callid = pbx.listen(req.text("monitor"), req.text("extension"), req.text("type"))
     return {"callid": callid, "message": "success"}
@@ -291,15 +309,17 @@ def _listen(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
 def _queue_list(pbx: SimulatedPbx, _req: Request) -> dict[str, object]:
     return {
         "message": "success",
-        "queuelist": [
-            {
-                "number": q.number,
-                "description": q.description,
-                "members": ",".join(m.agent for m in q.members),
-                "strategy": q.strategy,
-            }
-            for q in pbx.queues.values()
-        ],
+        "queuelist": pbx.wire_list(
+            [
+                {
+                    "number": q.number,
+                    "description": q.description,
+                    "members": ",".join(m.agent for m in q.members),
+                    "strategy": q.strategy,
+                }
+                for q in pbx.queues.values()
+            ]
+        ),
     }
 
 
@@ -314,12 +334,13 @@ def _queue_status(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
             state = QUEUE_DEVICE_STATE[pbx.extension_status(member.agent)]
         else:
             state = 4  # Asterisk AST_DEVICE_INVALID
-        # "pused" is how the document's example spells paused; clients read that key.
+        # "pused" is how the document's example spells paused; field firmware says "paused".
+        paused_key = "paused" if pbx.config.field_firmware else "pused"
         members.append(
             {
                 "agent": member.agent,
                 "status": pbx.number(state),
-                "pused": pbx.number(1 if member.paused else 0),
+                paused_key: pbx.number(1 if member.paused else 0),
             }
         )
     params: dict[str, object] = {
@@ -332,9 +353,9 @@ def _queue_status(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
         "abandoned": pbx.number(queue.abandoned),
     }
     if pbx.config.quirks.nested_queue_members:
-        params["members"] = members
+        params["members"] = pbx.wire_list(members)
         return {"queue": number, "params": params}
-    return {"queue": number, "params": params, "members": members}
+    return {"queue": number, "params": params, "members": pbx.wire_list(members)}
 
 
 def _queue_add(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
@@ -348,12 +369,17 @@ def _queue_remove(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
 
 
 def _queue_paused(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
-    queue = req.text("queue")
+    # Field firmware: queue "" pauses the agent in every queue; the document needs one.
+    every_queue = pbx.config.field_firmware and req.data.get("queue") == ""
+    queue = "" if every_queue else req.text("queue")
     extension = req.text("extension")
     paused = req.text("paused")
     if paused not in ("yes", "no"):
         raise _error("paused is invalid")
-    pbx.queue_pause(queue, extension, paused == "yes")
+    if every_queue:
+        pbx.queue_pause_everywhere(extension, paused == "yes")
+    else:
+        pbx.queue_pause(queue, extension, paused == "yes")
     if paused == "yes":
         return {"message": "Interface paused successfully"}
     return {"message": "Interface unpaused successfully"}
@@ -369,18 +395,20 @@ def _yes_no(value: bool) -> str:
 def _conf_list(pbx: SimulatedPbx, _req: Request) -> dict[str, object]:
     return {
         "message": "success",
-        "conflist": [
-            {
-                "description": c.description,
-                "number": c.number,
-                "moderators": ",".join(c.moderators),
-                "participantpassword": c.participantpassword,
-                "allowinvite": _yes_no(c.allowinvite),
-                "moderatorpassword": c.moderatorpassword,
-                "waitformoderator": _yes_no(c.waitformoderator),
-            }
-            for c in pbx.conferences.values()
-        ],
+        "conflist": pbx.wire_list(
+            [
+                {
+                    "description": c.description,
+                    "number": c.number,
+                    "moderators": ",".join(c.moderators),
+                    "participantpassword": c.participantpassword,
+                    "allowinvite": _yes_no(c.allowinvite),
+                    "moderatorpassword": c.moderatorpassword,
+                    "waitformoderator": _yes_no(c.waitformoderator),
+                }
+                for c in pbx.conferences.values()
+            ]
+        ),
     }
 
 
@@ -408,7 +436,7 @@ def _conf_status(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
         }
         for m in conf.members
     ]
-    return {"members": members, "conf": number}
+    return {"members": pbx.wire_list(members), "conf": number}
 
 
 def _conf_invite(pbx: SimulatedPbx, req: Request) -> dict[str, object]:
@@ -441,6 +469,9 @@ HANDLERS: dict[str, Handler] = {
     "dial": _dial,
     "hangup": _hangup,
     "listen": _listen,
+    "extcallinfo": _extcallinfo,
+    "atxfer": _atxfer,
+    "atxferoperate": _atxferoperate,
     "queue_list": _queue_list,
     "queue_status": _queue_status,
     "queue_add": _queue_add,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
+from enum import StrEnum
 
 # 2022-12-30 11:53:40 UTC: the era of the vendor's examples. A fixed default start keeps
 # call ids, timestamps and CDRs reproducible; the runner replaces it with the wall clock.
@@ -11,6 +12,26 @@ DEFAULT_START_TIME = 1672401220.0
 
 # 49:03:10, the uptime of a PBX that has been running for two days (hours exceed 24).
 DEFAULT_INITIAL_UPTIME = 49 * 3600 + 3 * 60 + 10.0
+
+
+class FirmwareProfile(StrEnum):
+    """Which firmware the simulator plays (see FIELD.md in the project's spec notes).
+
+    DOCUMENT answers as the vendor document describes: its spelling ``pused``, empty
+    lists as ``[]``, directions ``Internal``/``Outbound`` (``Inbound`` for calls from a
+    trunk), and ``Failed`` / ``unknown cmd`` to the commands the document lacks.
+
+    FIELD answers as firmware in the field does: ``extcallinfo``, ``atxfer`` and
+    ``atxferoperate``; ``queue_paused`` with ``queue: ""`` (every queue of the agent);
+    ``paused`` instead of ``pused``; ``{}`` for an empty list (LuCI's encoder); a
+    ``callstatus`` event when a call starts, is answered or ends, and a ``hangup`` event
+    when it ends; ``{"status": "online"}`` on the ``status`` topic when it connects (and
+    ``offline`` as its MQTT will and when it stops); directions ``Inbound``/``Outbound``
+    only (a call placed by an extension is ``Outbound``).
+    """
+
+    DOCUMENT = "document"
+    FIELD = "field"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +93,8 @@ class PbxConfig:
     timezone: tzinfo = field(default=UTC)
     """Zone of ``systemtime`` and CDR timestamps (the PBX prints local time)."""
     quirks: Quirks = field(default_factory=Quirks)
+    profile: FirmwareProfile = FirmwareProfile.DOCUMENT
+    """Which firmware's habits the PBX shows (FirmwareProfile)."""
     history_size: int = 1000
     """How many published messages :attr:`SimulatedPbx.history` keeps."""
 
@@ -94,3 +117,9 @@ class PbxConfig:
             raise ValueError("unregistered_ratio must be between 0 and 1")
         if self.answer_delay is not None and self.answer_delay < 0:
             raise ValueError("answer_delay must not be negative")
+        object.__setattr__(self, "profile", FirmwareProfile(self.profile))
+
+    @property
+    def field_firmware(self) -> bool:
+        """Whether the PBX plays the field's firmware (FirmwareProfile.FIELD)."""
+        return self.profile is FirmwareProfile.FIELD

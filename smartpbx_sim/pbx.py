@@ -10,7 +10,7 @@ from a broker and the wall clock.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import heapq
 import itertools
@@ -125,6 +125,8 @@ class SimulatedPbx:
         self._conferences: dict[str, Conference] = {}
         self._ivrs: tuple[str, ...] = ()
         self._calls: dict[str, LiveCall] = {}
+        self._transfers: dict[str, tuple[str, str]] = {}
+        """Attended transfers in progress: channel -> (original call id, consultation id)."""
         self._build(self._config)
 
     # ------------------------------------------------------------------ state views
@@ -421,6 +423,62 @@ class SimulatedPbx:
         """A count as the wire shows it: a string, or an int with the ``numbers_as_ints`` quirk."""
         return value if self._config.quirks.numbers_as_ints else str(value)
 
+    def wire_list(self, items: Sequence[Mapping[str, object]]) -> object:
+        """A list as the wire shows it: the field profile writes an empty one as ``{}``."""
+        if not items and self._config.field_firmware:
+            return {}
+        return items
+
+    def direction_text(self, direction: Direction) -> str:
+        """A call's direction as the wire says it (the field profile never says Internal)."""
+        if direction is Direction.INTERNAL and self._config.field_firmware:
+            return str(Direction.OUTBOUND)
+        return str(direction)
+
+    def emit_device_status(self, online: bool) -> None:
+        """Publish ``{"status": "online"|"offline"}`` on the ``status`` topic (field profile).
+
+        The runner does it when it connects and before it disconnects; the same payload
+        is its MQTT will. The document profile has no status topic: nothing is published.
+        """
+        if self._config.field_firmware:
+            self._emit("status", self.device_status_payload(online))
+
+    @staticmethod
+    def device_status_payload(online: bool) -> dict[str, object]:
+        return {"status": "online" if online else "offline"}
+
+    def _call_status_changed(self, ended: LiveCall | None = None) -> None:
+        """Field profile: a ``callstatus`` event listing the live calls, and ``hangup``.
+
+        The event name and the calllist entry fields are field facts; that the list holds
+        every live call, and the ``hangup`` event's fields, are this simulator's guesses.
+        """
+        if not self._config.field_firmware:
+            return
+        if ended is not None:
+            self._emit(
+                "event",
+                {
+                    "event": "hangup",
+                    "callid": ended.callid,
+                    "channel": ended.source,
+                    "caller": ended.caller,
+                    "called": ended.called,
+                },
+            )
+        calllist = [
+            {
+                "caller": call.caller,
+                "called": call.called,
+                "state": call.state,
+                "callid": call.callid,
+                "calltype": self.direction_text(call.direction),
+            }
+            for call in self._calls.values()
+        ]
+        self._emit("event", {"event": "callstatus", "calllist": self.wire_list(calllist)})
+
     # ------------------------------------------------------------------ commands
 
     def handle_command(self, sub_topic: str, payload: bytes | str) -> None:
@@ -682,6 +740,7 @@ class SimulatedPbx:
         if autoanswer or delay == 0:
             self._answer(call)
             return
+        self._call_status_changed()
         callid = call.callid
         if delay is not None:
             self.schedule(delay, lambda: self._answer_if_live(callid))
@@ -707,6 +766,7 @@ class SimulatedPbx:
             else:
                 self._join(call, call.caller, call.source)
         self._sync(call.callee_ext)
+        self._call_status_changed()
 
     def answer_call(self, callid: str) -> None:
         """Answer a ringing call now (the called phone picks up)."""
@@ -726,6 +786,9 @@ class SimulatedPbx:
     def _end_call(self, call: LiveCall, disposition: Disposition | None = None) -> None:
         if self._calls.pop(call.callid, None) is None:
             return
+        for channel, legs in list(self._transfers.items()):
+            if call.callid in legs:
+                del self._transfers[channel]
         if disposition is None:
             disposition = (
                 Disposition.ANSWERED if call.answered is not None else Disposition.NO_ANSWER
@@ -746,6 +809,7 @@ class SimulatedPbx:
             self._end_call(spy)
         self._sync(call.caller_ext, call.callee_ext)
         self._emit_call_cdr(call, disposition)
+        self._call_status_changed(ended=call)
         if freed_agent or self._is_agent(call.caller_ext) or self._is_agent(call.callee_ext):
             self._schedule_dispatch()
 
@@ -764,7 +828,7 @@ class SimulatedPbx:
                 "end": wire.cdr_time(self._now, self._config.timezone),
                 "billsec": self.number(billsec),
                 "disposition": str(disposition),
-                "direction": str(call.direction),
+                "direction": self.direction_text(call.direction),
                 "dtmf": call.dtmf,
                 "recordfile": "",
             },
@@ -805,7 +869,103 @@ class SimulatedPbx:
         )
         self._calls[call.callid] = call
         self._sync(monitor)
+        self._call_status_changed()
         return call.callid
+
+    # ------------------------------------------------------------------ field commands
+
+    def _own_channel(self, call: LiveCall, number: str) -> tuple[str, str]:
+        """(the extension's channel, the other party's) in ``call``."""
+        if call.caller_ext == number:
+            return call.source, call.destination
+        return call.destination, call.source
+
+    def extension_call(self, extension: str) -> dict[str, object]:
+        """``extcallinfo`` (field profile): the extension's current call and its channels."""
+        if extension not in self._extensions:
+            raise PbxError("extension is not existing")
+        call = next(iter(self.calls_of(extension)), None)
+        if call is None:
+            raise PbxError("extension is not in a call")
+        channel, peer = self._own_channel(call, extension)
+        return {
+            "callid": call.callid,
+            "channelid": channel,
+            "peerchannelid": peer,
+            "from": call.caller,
+            "to": call.called,
+            "direction": self.direction_text(call.direction),
+        }
+
+    def attended_transfer(self, channel: str, target: str) -> str:
+        """``atxfer`` (field profile): the extension on ``channel`` consults ``target``.
+
+        The other party waits; ``target`` rings (answering after ``answer_delay``).
+        Returns the consultation call's id. Finish with :meth:`transfer_operate`.
+        """
+        call = self.find_call(channel)
+        if call is None:
+            raise PbxError("Channel not found")
+        transferer = call.caller_ext if channel == call.source else call.callee_ext
+        if transferer is None:
+            raise PbxError("channel is not an extension's")
+        if channel in self._transfers:
+            raise PbxError("transfer already in progress")
+        if self._kind_of(target) != "extension":
+            raise PbxError("tonumber is not existing")
+        if target in (call.caller_ext, call.callee_ext):
+            raise PbxError("tonumber is already in the call")
+        self._require_available(target, "tonumber")
+        if self.extension_status(target) is not ExtStatus.IDLE:
+            raise PbxError("tonumber is busy")
+        ext = self._extensions[transferer]
+        consult = LiveCall(
+            callid=self._new_callid(),
+            caller=transferer,
+            source=self._ext_channel(ext),
+            called=target,
+            destination="",
+            direction=Direction.INTERNAL,
+            start=self._now,
+            caller_ext=transferer,
+        )
+        self._calls[consult.callid] = consult
+        self._transfers[channel] = (call.callid, consult.callid)
+        self._route(consult, "extension", None, autoanswer=False)
+        return consult.callid
+
+    def transfer_operate(self, channel: str, operate: str) -> None:
+        """``atxferoperate`` (field profile): ``complete`` hands the waiting party to the
+        transfer target and frees the transferer; ``cancel`` drops the consultation."""
+        if operate not in ("complete", "cancel"):
+            raise PbxError("operate is invalid")
+        pending = self._transfers.pop(channel, None)
+        if pending is None:
+            raise PbxError("No transfer in progress")
+        original = self._calls.get(pending[0])
+        consult = self._calls.get(pending[1])
+        if original is None or consult is None:
+            raise PbxError("Channel not found")
+        if operate == "cancel":
+            self._end_call(consult)
+            return
+        transferer = consult.caller_ext
+        target = consult.called
+        # The consultation leg becomes the target's side of the original call.
+        del self._calls[consult.callid]
+        if original.caller_ext == transferer:
+            original.caller, original.caller_ext = target, target
+            original.source = consult.destination
+        else:
+            original.called, original.callee_ext = target, target
+            original.destination = consult.destination
+        if consult.answered is None:
+            # A transfer completed while the target still rings: it rings on with the
+            # waiting party (Asterisk's "blond" transfer).
+            original.answered = None
+            self._ring(original, autoanswer=False)
+        self._sync(transferer, target)
+        self._call_status_changed()
 
     # ------------------------------------------------------------------ queues
 
@@ -845,6 +1005,20 @@ class SimulatedPbx:
         member.paused = paused
         if not paused:
             self._schedule_dispatch()
+
+    def queue_pause_everywhere(self, extension: str, paused: bool) -> int:
+        """``queue_paused`` with ``queue: ""`` (field profile): every queue of the agent.
+
+        Returns how many queues were changed; none at all is the PBX's "Interface not found".
+        """
+        members = [m for q in self._queues.values() if (m := q.member(extension)) is not None]
+        if not members:
+            raise PbxError("Interface not found")
+        for member in members:
+            member.paused = paused
+        if not paused:
+            self._schedule_dispatch()
+        return len(members)
 
     def _is_agent(self, number: str | None) -> bool:
         return number is not None and any(q.member(number) for q in self._queues.values())
@@ -1212,6 +1386,7 @@ class SimulatedPbx:
                 raise ValueError("reboot cannot change the token")
             self._config = config
         self._calls.clear()
+        self._transfers.clear()
         self._timers = [t for t in self._timers if t.keep_on_reboot and not t.cancelled]
         heapq.heapify(self._timers)
         self._boot_time = self._now

@@ -21,6 +21,7 @@ from typing import Self
 
 import aiomqtt
 
+from . import wire
 from .config import PbxConfig
 from .model import Extension, ExtStatus
 from .pbx import SimulatedPbx, topic_kind
@@ -140,6 +141,8 @@ class SimulatorRunner:
         """Deliver what is pending, disconnect gracefully, end every task the runner started."""
         self.traffic.stop()
         if self._connected:
+            # A clean disconnect does not fire the will: say "offline" ourselves.
+            self._pbx.emit_device_status(online=False)
             with contextlib.suppress(TimeoutError):
                 await self.wait_drained(limit=grace)
         self._stopping = True
@@ -234,6 +237,7 @@ class SimulatorRunner:
             # Without it every QoS 1 round trip can stall ~40 ms on delayed ACKs (Nagle).
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             max_inflight_messages=_MAX_IN_FLIGHT,
+            will=self._will(),
         )
         # Many unacknowledged publications are this runner's design, not a symptom.
         client.pending_calls_threshold = _MAX_IN_FLIGHT + 10
@@ -247,11 +251,27 @@ class SimulatorRunner:
             self._connected_event.set()
             self.last_error = None
             _LOGGER.info("Connected to %s:%s as the PBX", self._host, self._port)
+            self._pbx.emit_device_status(online=True)
             self._notify()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._receive(client))
                 group.create_task(self._send(client, group))
                 group.create_task(self._watch_kick())
+
+    def _will(self) -> aiomqtt.Will | None:
+        """Field profile: the broker says ``offline`` on the status topic if the PBX vanishes.
+
+        Not retained: whether field devices retain it is unknown, and a retained status
+        would outlive the simulator on a shared test broker.
+        """
+        if not self._pbx.config.field_firmware:
+            return None
+        return aiomqtt.Will(
+            f"{self._pbx.base_topic}/status",
+            wire.encode(SimulatedPbx.device_status_payload(online=False)),
+            qos=1,
+            retain=False,
+        )
 
     async def _watch_kick(self) -> None:
         assert self._kick is not None

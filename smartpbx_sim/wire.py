@@ -19,6 +19,10 @@ COMMAND_TOPICS: Final[dict[str, str]] = {
     "dial": "call",
     "hangup": "call",
     "listen": "call",
+    # Field firmware only (FIELD.md); the document profile answers "unknown cmd".
+    "extcallinfo": "call",
+    "atxfer": "call",
+    "atxferoperate": "call",
     "queue_list": "queue",
     "queue_status": "queue",
     "queue_add": "queue",
@@ -32,6 +36,8 @@ COMMAND_TOPICS: Final[dict[str, str]] = {
     "conf_unmute": "conf",
 }
 SUB_TOPICS: Final = frozenset(COMMAND_TOPICS.values())
+FIELD_COMMANDS: Final = frozenset({"extcallinfo", "atxfer", "atxferoperate"})
+"""Commands only the field profile knows."""
 
 
 def base_topic(token: str) -> str:

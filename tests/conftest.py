@@ -10,7 +10,9 @@ import pytest
 # pytest-homeassistant-custom-component puts its own testing_config/custom_components
 # first on the import path; import ours now so Home Assistant loads this project's code.
 from custom_components.smartpbx import button, event, sensor
+from smartpbx_sim import FirmwareProfile
 
+from . import integration_helpers
 from .broker import MosquittoBroker
 
 
@@ -39,6 +41,19 @@ def extension_extras_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
         "EXTENSION_INCOMING_CALL",
         replace(event.EXTENSION_INCOMING_CALL, entity_registry_enabled_default=True),
     )
+
+
+@pytest.fixture(params=list(FirmwareProfile), ids=str)
+def sim_profile(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FirmwareProfile:
+    """The firmware the simulator plays: each integration test runs once per profile.
+
+    Requested by ``real_broker`` (so by the ``smartpbx`` fixture too); the helpers that
+    start a simulator (``start_simulator``, ``setup_integration``, ``setup_over_ha_mqtt``)
+    give its config this profile unless the test chose one itself.
+    """
+    profile = FirmwareProfile(request.param)
+    monkeypatch.setattr(integration_helpers, "SIM_PROFILE", profile)
+    return profile
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,9 @@ Stable API (other test modules rely on it):
   without setting them up (e.g. to test setup failures).
 - ``await wait_for(predicate, limit=...)`` polls a condition on the event loop with a
   deadline; ``entity_id_of(hass, platform, unique_id)`` finds an entity id by unique id.
+- ``SIM_PROFILE`` / ``with_profile(config)``: the firmware profile the helpers' simulators
+  play; the ``sim_profile`` fixture (conftest) sets it, and ``real_broker`` asks for that
+  fixture, so every test on the real broker runs against both profiles.
 - ``real_broker`` fixture: the session ``broker``, created only after this test enabled
   sockets. phcc disables sockets in its own ``pytest_runtest_setup`` hook, which runs
   after pytest-socket's, so the ``enable_socket`` marker alone does not help, and a
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 import json
 from typing import Any
 from unittest.mock import MagicMock
@@ -53,16 +57,31 @@ from custom_components.smartpbx.const import (
     TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.coordinator import SmartPbxData
-from smartpbx_sim import PbxConfig, SimulatedPbx
+from smartpbx_sim import FirmwareProfile, PbxConfig, SimulatedPbx
 from smartpbx_sim.runner import SimulatorRunner
 
 from .broker import MosquittoBroker
 from .config_flow_helpers import attach_pbx_to_ha_mqtt
 
+SIM_PROFILE = FirmwareProfile.DOCUMENT
+"""The firmware the helpers' simulators play (set per test by the ``sim_profile`` fixture)."""
+
+
+def with_profile(sim_config: PbxConfig) -> PbxConfig:
+    """``sim_config`` with SIM_PROFILE, unless the test chose the field profile itself."""
+    if sim_config.profile is FirmwareProfile.DOCUMENT and SIM_PROFILE is not sim_config.profile:
+        return replace(sim_config, profile=SIM_PROFILE)
+    return sim_config
+
 
 @pytest.fixture(name="real_broker")
-def real_broker_fixture(socket_enabled: None, request: pytest.FixtureRequest) -> MosquittoBroker:
-    """The session-wide anonymous broker, with sockets enabled for this test."""
+def real_broker_fixture(
+    socket_enabled: None, sim_profile: FirmwareProfile, request: pytest.FixtureRequest
+) -> MosquittoBroker:
+    """The session-wide anonymous broker, with sockets enabled for this test.
+
+    Asks for ``sim_profile``: a test using it runs once per simulator firmware profile.
+    """
     running: MosquittoBroker = request.getfixturevalue("broker")
     return running
 
@@ -130,7 +149,7 @@ async def start_simulator(
 ) -> SimulatorRunner:
     """A running simulator connected to ``broker`` (stop it with ``await runner.stop()``)."""
     runner = SimulatorRunner(
-        sim_config or SMALL_PBX,
+        with_profile(sim_config or SMALL_PBX),
         host=broker.host,
         port=broker.port,
         reconnect_interval=0.2,
@@ -261,7 +280,7 @@ async def setup_over_ha_mqtt(
 ) -> tuple[MockConfigEntry, SimulatedPbx]:
     """SMALL_PBX behind Home Assistant's (phcc-mocked) MQTT client, and an entry set up
     for it over that connection (2 s command timeout unless ``options`` say otherwise)."""
-    pbx = SimulatedPbx(SMALL_PBX)
+    pbx = SimulatedPbx(with_profile(SMALL_PBX))
     attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
     entry = MockConfigEntry(
         domain=DOMAIN,

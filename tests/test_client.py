@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import contextlib
+from dataclasses import replace
 import json
 import logging
 import secrets
@@ -17,15 +19,22 @@ from typing import Any
 import pytest
 
 from custom_components.smartpbx.pbx import (
+    DEFAULT_TIMEOUT,
     MAX_PAYLOAD_BYTES,
     AiomqttTransport,
+    CallDirection,
     CallDisposition,
     CallRecord,
+    CallStatusEvent,
     CommandReply,
     CommandTopic,
+    DeviceStatus,
+    DeviceStatusEvent,
+    ExtensionCall,
     ExtensionState,
     ExtensionStatusEvent,
     ExtensionType,
+    HangupEvent,
     InviteEvent,
     IvrDtmfEvent,
     ListenMode,
@@ -38,9 +47,11 @@ from custom_components.smartpbx.pbx import (
     PbxMalformedReplyError,
     PbxNotConnectedError,
     PbxTimeoutError,
+    PbxUnsupportedCommandError,
     Permission,
     QueueMemberState,
     SmartPbxClient,
+    TransferOperation,
     TrunkType,
     UnknownEvent,
     cdr_topic,
@@ -51,10 +62,11 @@ from custom_components.smartpbx.pbx import (
     status_topic,
 )
 from custom_components.smartpbx.pbx.ratelimit import RateLimitedWarnings
-from smartpbx_sim import PbxConfig
+from smartpbx_sim import FirmwareProfile, PbxConfig
 from smartpbx_sim.runner import SimulatorRunner
 
 from .broker import MosquittoBroker, free_port
+from .integration_helpers import SMALL_PBX, real_broker_fixture, start_simulator  # noqa: F401
 from .pbx_responder import (
     VENDOR_CDR,
     VENDOR_EVENTS,
@@ -1013,8 +1025,8 @@ async def test_events_and_cdrs_delivered_in_order(
         IvrDtmfEvent,
         CallRecord,
         UnknownEvent,
-        UnknownEvent,
-        UnknownEvent,
+        DeviceStatusEvent,
+        DeviceStatusEvent,
     ]
     cdr = events[6]
     assert isinstance(cdr, CallRecord)
@@ -1022,8 +1034,10 @@ async def test_events_and_cdrs_delivered_in_order(
     assert events[7] == UnknownEvent(event="voicemail")
     assert events[8].raw == {"state": "online"}
     assert events[9].raw == {"payload": "online"}
-    assert isinstance(events[8], UnknownEvent)
+    assert isinstance(events[8], UnknownEvent)  # what consumers knew it as before
+    assert isinstance(events[8], DeviceStatusEvent)
     assert events[8].event == "status"
+    assert events[8].online is True
     tail = events[len(VENDOR_EVENTS) + 4 :]
     assert [e.extension for e in tail if isinstance(e, ExtensionStatusEvent)] == [
         str(n) for n in range(100)
@@ -1330,3 +1344,253 @@ def test_topics() -> None:
     assert event_topic("t") == "device/t/api/v1.0/event"
     assert cdr_topic("t") == "device/t/api/v1.0/cdr"
     assert status_topic("t") == "device/t/api/v1.0/status"
+
+
+# ======================================================================================
+# Field firmware (FIELD.md, issue 13): field commands, unsupported commands, status topic
+# ======================================================================================
+
+
+@pytest.fixture
+async def field_simulator(
+    private_broker: MosquittoBroker, token: str
+) -> AsyncIterator[SimulatorRunner]:
+    runner = SimulatorRunner(
+        sim_config(token, profile=FirmwareProfile.FIELD),
+        host=private_broker.host,
+        port=private_broker.port,
+        reconnect_interval=0.1,
+    )
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+def test_default_timeout_is_the_field_norm(transport: AiomqttTransport, token: str) -> None:
+    assert DEFAULT_TIMEOUT == 15.0
+
+
+async def test_extension_call_on_field_firmware(
+    field_simulator: SimulatorRunner, client: SmartPbxClient
+) -> None:
+    with pytest.raises(PbxCommandFailedError, match="not in a call") as not_in_call:
+        await client.extension_call("8001")
+    assert not isinstance(not_in_call.value, PbxUnsupportedCommandError)
+
+    dialled = await client.dial("8001", "8002")
+    call = field_simulator.pbx.calls[dialled.callid or ""]
+    info = await client.extension_call("8002")
+    assert info == ExtensionCall(
+        extension="8002",
+        callid=dialled.callid,
+        channel=call.destination,
+        peer_channel=call.source,
+        from_number="8001",
+        to_number="8002",
+        direction=CallDirection.OUTBOUND,
+        direction_raw="Outbound",
+    )
+    # What the glue's Hang up button does with it: end exactly that extension's channel.
+    assert info is not None
+    assert info.channel is not None
+    await client.hangup(channel=info.channel)
+    assert field_simulator.pbx.calls == {}
+
+
+async def test_field_commands_on_document_firmware_are_unsupported(
+    simulator: SimulatorRunner, client: SmartPbxClient
+) -> None:
+    calls: list[tuple[str, ClientCall]] = [
+        ("extcallinfo", lambda c: c.extension_call("8001")),
+        ("atxfer", lambda c: c.attended_transfer("PJSIP/8001-00000001", "8003")),
+        ("atxferoperate", lambda c: c.transfer_operate("PJSIP/8001-00000001", "complete")),
+    ]
+    for command, call in calls:
+        with pytest.raises(PbxUnsupportedCommandError, match="does not support") as raised:
+            await call(client)
+        assert raised.value.command == command
+        assert isinstance(raised.value, PbxCommandFailedError)  # handled as before
+    # An empty queue is refused as a bad argument there, not as an unknown command.
+    with pytest.raises(PbxCommandFailedError) as refused:
+        await client.queue_pause(None, "8001", True)
+    assert not isinstance(refused.value, PbxUnsupportedCommandError)
+
+
+async def test_attended_transfer_completed_and_cancelled(
+    field_simulator: SimulatorRunner, client: SmartPbxClient
+) -> None:
+    pbx = field_simulator.pbx
+    dialled = await client.dial("8001", "8002", autoanswer=True)
+    info = await client.extension_call("8002")
+    assert info is not None
+    assert info.channel is not None
+    assert (await client.attended_transfer(info.channel, "8003")).success
+    await eventually(lambda: pbx.extension_status("8003") == "InUse")
+    assert (await client.transfer_operate(info.channel, TransferOperation.COMPLETE)).success
+    (call,) = pbx.calls.values()
+    assert (call.callid, call.caller_ext, call.callee_ext) == (dialled.callid, "8001", "8003")
+
+    info = await client.extension_call("8003")
+    assert info is not None
+    assert info.channel is not None
+    assert (await client.attended_transfer(info.channel, "8004")).success
+    assert (await client.transfer_operate(info.channel, "cancel")).success
+    assert list(pbx.calls) == [dialled.callid]
+    with pytest.raises(PbxInvalidArgumentError, match="operation"):
+        await client.transfer_operate(info.channel, "park")
+    with pytest.raises(PbxInvalidArgumentError, match="channel"):
+        await client.attended_transfer("8003", "8004")
+
+
+async def test_field_command_wire_fields(responder: PbxResponder, client: SmartPbxClient) -> None:
+    await client.extension_call("8001")
+    await client.attended_transfer("PJSIP/8001-0000001a", "8003")
+    await client.transfer_operate("PJSIP/8001-0000001a", TransferOperation.COMPLETE)
+    await client.transfer_operate("PJSIP/8001-0000001a", TransferOperation.CANCEL)
+    await client.queue_pause(None, "8004", True)
+    await client.queue_pause("", "8004", False)
+    await client.queue_pause("6666", "8004", True)
+    await client.hangup("PJSIP/8001-0000001a")
+    await client.hangup(channel="PJSIP/8001-0000001a")
+    sent = [
+        (sub, {k: v for k, v in c.items() if k != "request_id"}) for sub, c in responder.commands
+    ]
+    assert sent == [
+        ("call", {"cmd": "extcallinfo", "extension": "8001"}),
+        ("call", {"cmd": "atxfer", "channelid": "PJSIP/8001-0000001a", "tonumber": "8003"}),
+        (
+            "call",
+            {"cmd": "atxferoperate", "channelid": "PJSIP/8001-0000001a", "operate": "complete"},
+        ),
+        ("call", {"cmd": "atxferoperate", "channelid": "PJSIP/8001-0000001a", "operate": "cancel"}),
+        ("queue", {"cmd": "queue_paused", "queue": "", "extension": "8004", "paused": "yes"}),
+        ("queue", {"cmd": "queue_paused", "queue": "", "extension": "8004", "paused": "no"}),
+        ("queue", {"cmd": "queue_paused", "queue": "6666", "extension": "8004", "paused": "yes"}),
+        ("call", {"cmd": "hangup", "callid": "PJSIP/8001-0000001a"}),
+        ("call", {"cmd": "hangup", "channelid": "PJSIP/8001-0000001a"}),
+    ]
+
+
+async def test_commands_are_never_retained(
+    private_broker: MosquittoBroker, client: SmartPbxClient, token: str
+) -> None:
+    with contextlib.suppress(PbxTimeoutError):
+        await client.trunk_list(timeout=0.2)
+    async with CommandSpy(private_broker.host, private_broker.port) as late:
+        await asyncio.sleep(0.3)  # a retained command would be delivered on subscribe
+        assert late.messages == []
+
+
+async def test_queue_pause_in_every_queue_on_field_firmware(
+    field_simulator: SimulatorRunner, client: SmartPbxClient
+) -> None:
+    pbx = field_simulator.pbx
+    agent = next(n for n in pbx.extensions if any(q.member(n) for q in pbx.queues.values()))
+    assert (await client.queue_pause(None, agent, True)).success
+    for queue in await client.queue_list():
+        status = await client.queue_status(queue.number)
+        for member in status.members:
+            if member.agent == agent:
+                assert member.paused is True
+                assert "paused" in member.raw
+
+
+@pytest.mark.parametrize(
+    ("message", "unsupported"),
+    [
+        ("unknown cmd extcallinfo", True),
+        ("Unknown command", True),
+        ("unsupported command atxfer", True),
+        ("command not found", True),
+        ("callee is not existing", False),
+        ("cmd dial is not supported on command/conf", False),
+        ("", False),
+    ],
+)
+async def test_unknown_command_replies(
+    responder: PbxResponder, client: SmartPbxClient, message: str, unsupported: bool
+) -> None:
+    responder.handler = failing_handler(message)
+    with pytest.raises(PbxCommandFailedError) as failed:
+        await client.extension_call("8001")
+    assert isinstance(failed.value, PbxUnsupportedCommandError) is unsupported
+    assert failed.value.command == "extcallinfo"
+
+
+async def test_extcallinfo_reply_without_request_id_is_attributed_by_shape(
+    responder: PbxResponder, client: SmartPbxClient
+) -> None:
+    responder.handler = silent_handler
+    asking = asyncio.create_task(client.extension_call("8001"))
+    waiting_dial = asyncio.create_task(client.dial("8002", "8003"))
+    await responder.wait_commands(2)
+    await responder.publish(
+        "response",
+        {"status": "Success", "callid": "1.1", "channelid": "PJSIP/8001-1", "from": "8001"},
+    )
+    info = await asking
+    assert info is not None
+    assert info.channel == "PJSIP/8001-1"
+    waiting_dial.cancel()
+    await asyncio.gather(waiting_dial, return_exceptions=True)
+
+
+async def test_status_topic_and_call_events_from_field_firmware(
+    private_broker: MosquittoBroker, client: SmartPbxClient, token: str
+) -> None:
+    log = EventLog()
+    client.add_event_listener(log)
+    runner = SimulatorRunner(
+        sim_config(token, profile=FirmwareProfile.FIELD),
+        host=private_broker.host,
+        port=private_broker.port,
+    )
+    await runner.start()
+    await eventually(lambda: any(isinstance(e, DeviceStatusEvent) for e in log.events))
+    online = next(e for e in log.events if isinstance(e, DeviceStatusEvent))
+    assert (online.status, online.online) == (DeviceStatus.ONLINE, True)
+
+    dialled = await client.dial("8001", "8002", autoanswer=True)
+    await client.hangup(dialled.callid)
+    await eventually(lambda: any(isinstance(e, HangupEvent) for e in log.events))
+    statuses = [e for e in log.events if isinstance(e, CallStatusEvent)]
+    assert [c.callid for c in statuses[0].calls] == [dialled.callid]
+    assert statuses[0].calls[0].state == "Up"
+    assert statuses[0].calls[0].direction_kind is CallDirection.OUTBOUND
+    await eventually(
+        lambda: any(isinstance(e, CallStatusEvent) and not e.calls for e in log.events)
+    )
+    hangup = next(e for e in log.events if isinstance(e, HangupEvent))
+    assert hangup.callid == dialled.callid
+
+    await runner.stop()
+    await eventually(
+        lambda: any(isinstance(e, DeviceStatusEvent) and e.online is False for e in log.events)
+    )
+
+
+async def test_document_firmware_sends_no_status_topic(
+    private_broker: MosquittoBroker, client: SmartPbxClient, simulator: SimulatorRunner
+) -> None:
+    log = EventLog()
+    client.add_event_listener(log)
+    dialled = await client.dial("8001", "8002", autoanswer=True)
+    await client.hangup(dialled.callid)
+    await log.wait_for(3)  # extension_status events
+    await asyncio.sleep(0.2)
+    assert not [e for e in log.events if isinstance(e, UnknownEvent)]
+
+
+async def test_integration_helpers_start_the_simulator_with_the_test_profile(
+    real_broker: MosquittoBroker, sim_profile: FirmwareProfile
+) -> None:
+    runner = await start_simulator(real_broker)
+    try:
+        assert runner.pbx.config.profile is sim_profile
+    finally:
+        await runner.stop()
+    chosen = await start_simulator(real_broker, replace(SMALL_PBX, profile=FirmwareProfile.FIELD))
+    try:
+        assert chosen.pbx.config.profile is FirmwareProfile.FIELD
+    finally:
+        await chosen.stop()

@@ -9,11 +9,10 @@ import pytest
 
 from custom_components.smartpbx.pbx.history import (
     MAX_RECENT_CALLS,
-    CallDirection,
     CallHistory,
     RecentCall,
 )
-from custom_components.smartpbx.pbx.models import CallDisposition, CallRecord
+from custom_components.smartpbx.pbx.models import CallDirection, CallDisposition, CallRecord
 from custom_components.smartpbx.pbx.parsing import parse_cdr
 
 START = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -118,21 +117,6 @@ def test_from_call_record_keeps_no_pin_and_no_recording() -> None:
     text = json.dumps(call.as_dict())
     assert "4711" not in text
     assert "monitor" not in text
-
-
-@pytest.mark.parametrize(
-    ("raw", "direction"),
-    [
-        ("Inbound", CallDirection.INBOUND),
-        (" OUTBOUND ", CallDirection.OUTBOUND),
-        ("internal", CallDirection.INTERNAL),
-        ("Sideways", CallDirection.UNKNOWN),
-        ("", CallDirection.UNKNOWN),
-        (None, CallDirection.UNKNOWN),
-    ],
-)
-def test_direction(raw: str | None, direction: CallDirection) -> None:
-    assert CallDirection.parse(raw) is direction
 
 
 def test_times_must_be_aware() -> None:

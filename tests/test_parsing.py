@@ -13,12 +13,17 @@ import pytest
 
 from custom_components.smartpbx.pbx import jsoncodec
 from custom_components.smartpbx.pbx.models import (
+    CallDirection,
     CallDisposition,
     CallRecord,
+    CallStatusEvent,
     Conference,
+    DeviceStatus,
+    ExtensionCall,
     ExtensionState,
     ExtensionStatusEvent,
     ExtensionType,
+    HangupEvent,
     InviteEvent,
     IvrDtmfEvent,
     QueueMemberState,
@@ -35,9 +40,11 @@ from custom_components.smartpbx.pbx.parsing import (
     parse_conferences,
     parse_datetime,
     parse_device_info,
+    parse_device_status,
     parse_dial,
     parse_duration,
     parse_event,
+    parse_extension_call,
     parse_extensions,
     parse_live_calls,
     parse_queue_status,
@@ -606,11 +613,12 @@ def test_queue_member_state_names(text: str, state: QueueMemberState) -> None:
         (1, True),
         (0, False),
         (True, True),
-        ("maybe", False),
-        ("", False),
+        # An unreadable word is unknown, never a silent "not paused" (issue 13).
+        ("maybe", None),
+        ("", None),
     ],
 )
-def test_queue_member_paused_spellings(value: object, paused: bool) -> None:
+def test_queue_member_paused_spellings(value: object, paused: bool | None) -> None:
     for key in ("paused", "pused"):
         status = parse_queue_status({"queue": "1", "members": [{"agent": "1", key: value}]})
         assert status.members[0].paused is paused
@@ -1013,3 +1021,354 @@ def test_parsers_raise_nothing_but_malformed_payload_error(payload: Any) -> None
 def test_time_parsers_never_raise(value: Any) -> None:
     parse_duration(value)
     parse_datetime(value)
+
+
+# --- field variants (FIELD.md, issue 13) -------------------------------------------------
+# Samples written from FIELD.md's descriptions. "fact" lines were seen in the field;
+# "constructed" ones are Asterisk-style variants nobody captured (see parsing's docstring).
+
+
+@pytest.mark.parametrize(
+    ("payload", "parse"),
+    [
+        ({"status": "Success", "livecall": {}}, parse_live_calls),  # inferred from LuCI
+        ({"status": "Success", "extlist": {}}, parse_extensions),
+        ({"status": "Success", "trunklist": {}}, parse_trunks),
+        ({"status": "Success", "queuelist": {}}, parse_queues),
+        ({"status": "Success", "conflist": {}}, parse_conferences),
+    ],
+)
+def test_field_empty_list_sent_as_empty_object(payload: dict[str, Any], parse: Any) -> None:
+    assert parse(payload) == ()
+
+
+@pytest.mark.parametrize("members_at", ["top", "params"])
+def test_field_empty_queue_and_conference_members_sent_as_empty_object(members_at: str) -> None:
+    reply: dict[str, Any] = {"queue": "6666", "params": {"max": "0"}}
+    if members_at == "top":
+        reply["members"] = {}
+    else:
+        reply["params"]["members"] = {}
+    assert parse_queue_status(reply).members == ()
+    assert parse_conference_status({"conf": "7001", "members": {}}).members == ()
+
+
+def test_field_lua_table_with_numbered_keys_reads_as_a_list_in_order() -> None:
+    extensions = parse_extensions(
+        {"extlist": {"2": {"number": "8002"}, "1": {"number": "8001"}, "10": {"number": "8010"}}}
+    )
+    assert [e.number for e in extensions] == ["8001", "8002", "8010"]
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        ({"code": 3, "text": "no such channel"}, '{"code": 3, "text": "no such channel"}'),
+        (["a", "b"], '["a", "b"]'),
+        (42, "42"),
+        (True, "yes"),
+    ],
+)
+def test_constructed_message_that_is_not_a_string_is_kept_as_text(
+    message: object, text: str
+) -> None:
+    reply = parse_reply({"status": "Failed", "message": message, "request_id": "1"})
+    assert reply.success is False
+    assert reply.message == text
+
+
+@pytest.mark.parametrize(("status", "success"), [(True, True), (False, False)])
+def test_constructed_status_as_json_boolean(status: bool, success: bool) -> None:
+    assert parse_reply({"status": status, "message": "x"}).success is success
+
+
+@pytest.mark.parametrize(
+    ("member", "paused"),
+    [
+        ({"agent": "8001", "status": "1", "pused": "1"}, True),  # the document's example
+        ({"agent": "8001", "status": "1", "pused": "0"}, False),
+        ({"agent": "8001", "status": "1", "paused": "1"}, True),  # field fact
+        ({"agent": "8001", "status": "1", "paused": "0"}, False),
+        ({"agent": "8001", "status": "1", "paused": "Paused"}, True),  # words
+        ({"agent": "8001", "status": "1", "paused": "(paused)"}, True),
+        ({"agent": "8001", "status": "1", "paused": "PAUSED"}, True),
+        ({"agent": "8001", "status": "1", "paused": "yes"}, True),
+        ({"agent": "8001", "status": "1", "paused": "no"}, False),
+        ({"agent": "8001", "status": "1", "paused": "Unpaused"}, False),
+        ({"agent": "8001", "status": "1", "paused": "not paused"}, False),
+        ({"agent": "8001", "status": "1", "paused": "on break"}, None),  # unknown word
+        ({"agent": "8001", "status": "1"}, None),  # no flag at all
+    ],
+)
+def test_field_pause_flags(member: dict[str, Any], paused: bool | None) -> None:
+    parsed = parse_queue_status({"queue": "6666", "members": [member]}).members[0]
+    assert parsed.paused is paused
+    raw = member.get("paused", member.get("pused"))
+    assert parsed.paused_raw == ("" if raw is None else raw)
+
+
+@pytest.mark.parametrize(
+    ("agent", "number"),
+    [
+        ("8004", "8004"),
+        ("PJSIP/8004", "8004"),  # constructed
+        ("SIP/8004", "8004"),
+        ("Local/8004@from-queue/n", "8004"),
+        ("FXS/5", "5"),
+        ("Agent/weird", "Agent/weird"),  # not an extension interface: kept as is
+    ],
+)
+def test_constructed_agent_written_as_interface(agent: str, number: str) -> None:
+    member = parse_queue_status({"queue": "6666", "members": [{"agent": agent}]}).members[0]
+    assert member.agent == number
+    assert member.agent_raw == agent
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("7", QueueMemberState.RING_IN_USE),
+        ("Ring+Inuse", QueueMemberState.RING_IN_USE),  # constructed
+        ("(Ring+Inuse)", QueueMemberState.RING_IN_USE),
+        ("(Not in use)", QueueMemberState.NOT_IN_USE),
+        ("In use", QueueMemberState.IN_USE),
+        ("(On Hold)", QueueMemberState.ON_HOLD),
+        ("Sleeping", QueueMemberState.UNKNOWN),
+    ],
+)
+def test_queue_member_state_texts(status: str, state: QueueMemberState) -> None:
+    member = parse_queue_status({"queue": "1", "members": [{"agent": "1", "status": status}]})
+    assert member.members[0].state is state
+    assert member.members[0].state_raw == status
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("Ring+Inuse", ExtensionState.RINGING),  # constructed
+        ("InUse&Ringing", ExtensionState.RINGING),
+        ("Not in use", ExtensionState.IDLE),
+        ("InUse&Hold", ExtensionState.ON_HOLD),
+        ("Gone fishing", ExtensionState.UNKNOWN),
+    ],
+)
+def test_constructed_extension_states(text: str, state: ExtensionState) -> None:
+    extension = parse_extensions({"extlist": [{"number": "8001", "status": text}]})[0]
+    assert extension.state is state
+    assert extension.state_raw == text
+
+
+@pytest.mark.parametrize(
+    ("text", "state", "latency"),
+    [
+        ("Idle", TrunkState.IDLE, None),  # document
+        ("Disconnected", TrunkState.DISCONNECTED, None),
+        ("Registered", TrunkState.IDLE, None),  # constructed from here on
+        ("Unreachable", TrunkState.UNAVAILABLE, None),
+        ("OK (12 ms)", TrunkState.IDLE, 12.0),
+        ("LAGGED (1500 ms)", TrunkState.IDLE, 1500.0),
+        ("Lagged", TrunkState.IDLE, None),
+        ("Unregistered", TrunkState.DISCONNECTED, None),
+        ("Rejected", TrunkState.DISCONNECTED, None),
+        ("UNKNOWN (0 ms)", TrunkState.UNKNOWN, 0.0),
+        ("Quantum", TrunkState.UNKNOWN, None),
+    ],
+)
+def test_constructed_sip_trunk_states(text: str, state: TrunkState, latency: float | None) -> None:
+    trunk = parse_trunks({"trunklist": [{"name": "SIP_x", "type": "SIP", "status": text}]})[0]
+    assert trunk.state is state
+    assert trunk.state_raw == text
+    assert trunk.latency_ms == latency
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("PJSIP", ExtensionType.SIP), ("pjsip", ExtensionType.SIP)]
+)
+def test_constructed_pjsip_type_is_sip(text: str, kind: ExtensionType) -> None:
+    assert parse_extensions({"extlist": [{"number": "8001", "type": text}]})[0].type is kind
+    trunk = parse_trunks({"trunklist": [{"name": "t", "type": text}]})[0]
+    assert trunk.type is TrunkType.SIP
+
+
+@pytest.mark.parametrize(
+    ("vbat", "volts"),
+    [
+        (50, 50.0),
+        ("50", 50.0),
+        ("48V", 48.0),
+        ("48 V", 48.0),
+        ("-48.5V", -48.5),
+        ("0v", 0.0),
+        ("n/a", None),
+        ("", None),
+        ("48 volts of power", None),
+    ],
+)
+def test_constructed_vbat_with_a_unit(vbat: object, volts: float | None) -> None:
+    trunk = parse_trunks({"trunklist": [{"name": "FXO-1", "type": "FXO", "vbat": vbat}]})[0]
+    assert trunk.line_voltage == volts
+
+
+@pytest.mark.parametrize(
+    ("uptime", "expected"),
+    [
+        ("00:22:27", timedelta(minutes=22, seconds=27)),  # the document
+        ("49:03:10", timedelta(hours=49, minutes=3, seconds=10)),
+        ("3 days, 4:05", timedelta(days=3, hours=4, minutes=5)),  # constructed from here on
+        ("up 3 days,  4:05", timedelta(days=3, hours=4, minutes=5)),
+        ("1 day, 02:03:04", timedelta(days=1, hours=2, minutes=3, seconds=4)),
+        ("4:05", timedelta(hours=4, minutes=5)),
+        ("up 12 min", timedelta(minutes=12)),
+        ("1 day, 12 min", timedelta(days=1, minutes=12)),
+        ("2d 3h 4m 5s", timedelta(days=2, hours=3, minutes=4, seconds=5)),
+        ("3 days 4 hours 5 minutes", timedelta(days=3, hours=4, minutes=5)),
+        ("1 week, 2 days", timedelta(days=9)),
+        ("3600", timedelta(hours=1)),
+        ("a while", None),
+        ("3 fortnights", None),
+        ("", None),
+    ],
+)
+def test_uptime_forms(uptime: str, expected: timedelta | None) -> None:
+    info = parse_device_info({"deviceinfo": {"sn": "1", "uptime": uptime}})
+    assert info.uptime == expected
+    assert info.raw["uptime"] == uptime
+
+
+@pytest.mark.parametrize("key", ["calllist", "message"])
+def test_field_live_calls_under_calllist_or_message(key: str) -> None:
+    calls = parse_live_calls(
+        {
+            "status": "Success",
+            key: [{"caller": "8001", "called": "2005", "state": "Up", "callid": "1.2"}],
+        }
+    )
+    assert [(c.callid, c.caller, c.called, c.state) for c in calls] == [
+        ("1.2", "8001", "2005", "Up")
+    ]
+
+
+def test_livecall_wins_over_the_field_alternatives_and_a_text_message_is_no_list() -> None:
+    assert parse_live_calls({"livecall": [], "calllist": [{"callid": "1.1"}]}) == ()
+    assert parse_live_calls({"status": "Success", "message": "success"}) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Inbound", CallDirection.INBOUND),  # field fact
+        ("Outbound", CallDirection.OUTBOUND),  # field fact and document
+        ("Internal", CallDirection.INTERNAL),  # document
+        ("incoming", CallDirection.INBOUND),
+        ("Sideways", CallDirection.UNKNOWN),
+        ("", CallDirection.UNKNOWN),
+    ],
+)
+def test_field_directions(text: str, kind: CallDirection) -> None:
+    call = parse_live_calls({"livecall": [{"callid": "1.1", "direction": text}]})[0]
+    assert (call.direction, call.direction_kind) == (text, kind)
+    record = parse_cdr({"event": "cdr", "direction": text})
+    assert (record.direction, record.direction_kind) == (text, kind)
+
+
+@pytest.mark.parametrize("name", ["callstatus", "call_status"])
+def test_field_callstatus_event(name: str) -> None:
+    event = parse_event(
+        {
+            "event": name,
+            "calllist": [
+                {
+                    "caller": "8001",
+                    "called": "2005",
+                    "state": "Up",
+                    "callid": "1.5",
+                    "calltype": "Outbound",
+                },
+                "not an object",
+            ],
+        }
+    )
+    assert isinstance(event, CallStatusEvent)
+    assert isinstance(event, UnknownEvent)  # older consumers still get it whole
+    assert event.event == name
+    (call,) = event.calls
+    assert (call.caller, call.called, call.state, call.callid) == ("8001", "2005", "Up", "1.5")
+    assert call.direction_kind is CallDirection.OUTBOUND
+
+
+def test_field_callstatus_event_with_no_calls_as_empty_object() -> None:
+    event = parse_event({"event": "callstatus", "calllist": {}})
+    assert isinstance(event, CallStatusEvent)
+    assert event.calls == ()
+
+
+def test_field_hangup_event() -> None:
+    event = parse_event({"event": "hangup", "callid": "1.5", "channel": "PJSIP/8001-0000001a"})
+    assert isinstance(event, HangupEvent)
+    assert (event.callid, event.channel) == ("1.5", "PJSIP/8001-0000001a")
+    bare = parse_event({"event": "hangup"})
+    assert isinstance(bare, HangupEvent)
+    assert (bare.callid, bare.channel) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"status": "online"}, DeviceStatus.ONLINE),  # field fact
+        ({"status": "offline"}, DeviceStatus.OFFLINE),  # field fact
+        ({"status": "Online"}, DeviceStatus.ONLINE),
+        ({"status": True}, DeviceStatus.ONLINE),
+        ("offline", DeviceStatus.OFFLINE),
+        ({"status": "rebooting"}, DeviceStatus.UNKNOWN),
+        ({"uptime": 5}, DeviceStatus.UNKNOWN),
+    ],
+)
+def test_field_device_status(payload: object, status: DeviceStatus) -> None:
+    event = parse_device_status(payload)
+    assert event.status is status
+    assert event.event == "status"
+    assert event.online is (
+        None if status is DeviceStatus.UNKNOWN else status is DeviceStatus.ONLINE
+    )
+
+
+def test_field_extcallinfo_reply() -> None:
+    call = parse_extension_call(
+        "8001",
+        {
+            "status": "Success",
+            "callid": "1673071399.25",
+            "channelid": "PJSIP/8001-0000001a",
+            "peerchannelid": "PJSIP/2005-0000001b",
+            "from": "8001",
+            "to": "2005",
+            "direction": "Outbound",
+            "request_id": "x",
+        },
+    )
+    assert call == ExtensionCall(
+        extension="8001",
+        callid="1673071399.25",
+        channel="PJSIP/8001-0000001a",
+        peer_channel="PJSIP/2005-0000001b",
+        from_number="8001",
+        to_number="2005",
+        direction=CallDirection.OUTBOUND,
+        direction_raw="Outbound",
+    )
+
+
+def test_extcallinfo_reply_without_a_call_is_none() -> None:
+    assert parse_extension_call("8001", {"status": "Success", "message": "no call"}) is None
+    assert (
+        parse_extension_call("8001", {"status": "Success", "callid": "", "channelid": ""}) is None
+    )
+
+
+def test_unknown_values_are_logged_once_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="custom_components.smartpbx.pbx.parsing")
+    for _ in range(3):
+        assert trunk_state("Teleporting-xyzzy") is TrunkState.UNKNOWN
+    lines = [r for r in caplog.records if "Teleporting-xyzzy" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.DEBUG

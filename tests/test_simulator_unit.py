@@ -13,13 +13,14 @@ import pytest
 from smartpbx_sim import (
     Disposition,
     ExtStatus,
+    FirmwareProfile,
     PbxConfig,
     PbxError,
     Quirks,
     SimulatedPbx,
     TrafficGenerator,
 )
-from smartpbx_sim.wire import COMMAND_TOPICS, hms
+from smartpbx_sim.wire import COMMAND_TOPICS, FIELD_COMMANDS, hms
 
 TOKEN = "tok123"
 BASE = f"device/{TOKEN}/api/v1.0"
@@ -938,15 +939,26 @@ def test_request_id_echoed_as_given_and_omitted_when_absent(wire: Wire) -> None:
     failed(reply)
 
 
+@pytest.mark.parametrize("profile", list(FirmwareProfile))
 @pytest.mark.parametrize(("cmd", "sub"), sorted(COMMAND_TOPICS.items()))
-def test_every_command_on_a_wrong_sub_topic_fails(wire: Wire, cmd: str, sub: str) -> None:
+def test_every_command_on_a_wrong_sub_topic_fails(
+    profile: FirmwareProfile, cmd: str, sub: str
+) -> None:
+    wire = Wire.make(profile=profile)
     wrong = "conf" if sub != "conf" else "call"
     reply = wire.cmd(wrong, cmd)
-    failed(reply, f"cmd {cmd} is not supported on command/{wrong}")
+    if cmd in FIELD_COMMANDS and profile is FirmwareProfile.DOCUMENT:
+        failed(reply, f"unknown cmd {cmd}")
+    else:
+        failed(reply, f"cmd {cmd} is not supported on command/{wrong}")
 
 
+@pytest.mark.parametrize("profile", list(FirmwareProfile))
 @pytest.mark.parametrize(("cmd", "sub"), sorted(COMMAND_TOPICS.items()))
-def test_every_command_without_parameters_gets_one_reply(wire: Wire, cmd: str, sub: str) -> None:
+def test_every_command_without_parameters_gets_one_reply(
+    profile: FirmwareProfile, cmd: str, sub: str
+) -> None:
+    wire = Wire.make(profile=profile)
     reply = wire.cmd(sub, cmd)
     assert reply["status"] in ("Success", "Failed")
     assert "message" in reply or cmd in ("queue_status", "conf_status")
@@ -1267,3 +1279,220 @@ def test_trunk_unplugged_ends_its_calls(wire: Wire) -> None:
     fxo1 = next(t for t in wire.cmd("system", "trunk_list")["trunklist"] if t["name"] == "FXO-1")
     assert fxo1["status"] == "Disconnected"
     assert fxo1["vbat"] in (0, 1)
+
+
+# ======================================================================================
+# Firmware profiles (issue 13): the document's firmware and the field's
+# ======================================================================================
+
+
+@pytest.fixture
+def field_wire() -> Wire:
+    return Wire.make(profile=FirmwareProfile.FIELD, answer_delay=2)
+
+
+def test_profile_defaults_to_document_and_accepts_its_name() -> None:
+    assert PbxConfig().profile is FirmwareProfile.DOCUMENT
+    assert PbxConfig(profile="field").profile is FirmwareProfile.FIELD  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        PbxConfig(profile="vendor")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "fields"),
+    [
+        ("extcallinfo", {"extension": "8001"}),
+        ("atxfer", {"channelid": "PJSIP/8001-00000001", "tonumber": "8003"}),
+        ("atxferoperate", {"channelid": "PJSIP/8001-00000001", "operate": "complete"}),
+    ],
+)
+def test_document_profile_does_not_know_the_field_commands(
+    wire: Wire, cmd: str, fields: dict[str, str]
+) -> None:
+    failed(wire.cmd("call", cmd, **fields), f"unknown cmd {cmd}")
+
+
+def test_document_profile_needs_a_queue_to_pause(wire: Wire) -> None:
+    failed(wire.cmd("queue", "queue_paused", queue="", extension="8001", paused="yes"))
+
+
+def test_document_profile_wire_habits(wire: Wire) -> None:
+    assert wire.cmd("system", "livecall")["livecall"] == []
+    members = wire.cmd("queue", "queue_status", queue="6666")["members"]
+    assert all("pused" in m and "paused" not in m for m in members)
+    messages = wire.send(
+        "call", {"cmd": "dial", "request_id": "1", "caller": "8001", "callee": "2001"}
+    )
+    assert wire.events(messages, "callstatus") == []
+    assert wire.cmd("system", "livecall")["livecall"][0]["direction"] == "Internal"
+    wire.pbx.emit_device_status(online=True)
+    assert wire.take() == []
+
+
+def test_field_profile_wire_habits(field_wire: Wire) -> None:
+    assert field_wire.cmd("system", "livecall")["livecall"] == {}
+    members = field_wire.cmd("queue", "queue_status", queue="6666")["members"]
+    assert members
+    assert all("paused" in m and "pused" not in m for m in members)
+    empty = Wire.make(
+        profile=FirmwareProfile.FIELD, queues=0, conferences=0, fxo_trunks=0, sip_trunks=0
+    )
+    assert empty.cmd("queue", "queue_list")["queuelist"] == {}
+    assert empty.cmd("conf", "conf_list")["conflist"] == {}
+    assert empty.cmd("system", "trunk_list")["trunklist"] == {}
+    conf = field_wire.cmd("conf", "conf_status", conf="7001")
+    assert conf["members"] == {}
+
+
+def test_field_profile_status_topic(field_wire: Wire) -> None:
+    field_wire.pbx.emit_device_status(online=True)
+    field_wire.pbx.emit_device_status(online=False)
+    assert field_wire.take() == [
+        ("status", {"status": "online"}),
+        ("status", {"status": "offline"}),
+    ]
+
+
+def test_field_profile_callstatus_and_hangup_events(field_wire: Wire) -> None:
+    messages = field_wire.send(
+        "call", {"cmd": "dial", "request_id": "1", "caller": "8001", "callee": "2001"}
+    )
+    callid = messages[0][1]["callid"]
+    (ringing,) = field_wire.events(messages, "callstatus")
+    assert ringing["calllist"] == [
+        {
+            "caller": "8001",
+            "called": "2001",
+            "state": "Ringing",
+            "callid": callid,
+            "calltype": "Outbound",
+        }
+    ]
+    field_wire.pbx.advance(2)
+    (answered,) = field_wire.events(field_wire.take(), "callstatus")
+    assert answered["calllist"][0]["state"] == "Up"
+    assert field_wire.cmd("system", "livecall")["livecall"][0]["direction"] == "Outbound"
+
+    messages = field_wire.send("call", {"cmd": "hangup", "request_id": "2", "callid": callid})
+    (hangup,) = field_wire.events(messages, "hangup")
+    assert hangup["callid"] == callid
+    assert hangup["channel"].startswith("PJSIP/8001-")
+    (ended,) = field_wire.events(messages, "callstatus")
+    assert ended["calllist"] == {}
+    (cdr,) = [m for k, m in messages if k == "cdr"]
+    assert cdr["direction"] == "Outbound"
+
+
+def test_field_profile_extcallinfo(field_wire: Wire) -> None:
+    failed(field_wire.cmd("call", "extcallinfo", extension="8001"), "extension is not in a call")
+    failed(field_wire.cmd("call", "extcallinfo", extension="4321"), "extension is not existing")
+    callid = ok(field_wire.cmd("call", "dial", caller="8001", callee="2001"))["callid"]
+    call = field_wire.pbx.calls[callid]
+    for extension, own, peer in (
+        ("8001", call.source, call.destination),
+        ("2001", call.destination, call.source),
+    ):
+        reply = ok(field_wire.cmd("call", "extcallinfo", extension=extension))
+        assert reply["callid"] == callid
+        assert (reply["channelid"], reply["peerchannelid"]) == (own, peer)
+        assert (reply["from"], reply["to"], reply["direction"]) == ("8001", "2001", "Outbound")
+
+
+def _answered_call(wire: Wire, caller: str, callee: str) -> str:
+    callid: str = ok(wire.cmd("call", "dial", caller=caller, callee=callee))["callid"]
+    wire.pbx.advance(2)
+    return callid
+
+
+def test_field_profile_attended_transfer_completed(field_wire: Wire) -> None:
+    pbx = field_wire.pbx
+    callid = _answered_call(field_wire, "2001", "8001")
+    channel = pbx.calls[callid].destination  # 8001's side: 8001 transfers 2001 to 8003
+    ok(field_wire.cmd("call", "atxfer", channelid=channel, tonumber="8003"))
+    assert pbx.extension_status("8003") is ExtStatus.RINGING
+    failed(
+        field_wire.cmd("call", "atxfer", channelid=channel, tonumber="8004"),
+        "transfer already in progress",
+    )
+    pbx.advance(2)
+    assert len(pbx.calls) == 2  # the call on hold and the consultation
+    ok(field_wire.cmd("call", "atxferoperate", channelid=channel, operate="complete"))
+    (call,) = pbx.calls.values()
+    assert call.callid == callid
+    assert (call.caller_ext, call.callee_ext) == ("2001", "8003")
+    assert pbx.extension_status("8001") is ExtStatus.IDLE
+    assert pbx.extension_status("8003") is ExtStatus.IN_USE
+    failed(
+        field_wire.cmd("call", "atxferoperate", channelid=channel, operate="complete"),
+        "No transfer in progress",
+    )
+
+
+def test_field_profile_attended_transfer_cancelled(field_wire: Wire) -> None:
+    pbx = field_wire.pbx
+    callid = _answered_call(field_wire, "8001", "2001")
+    channel = pbx.calls[callid].source
+    ok(field_wire.cmd("call", "atxfer", channelid=channel, tonumber="8003"))
+    failed(
+        field_wire.cmd("call", "atxferoperate", channelid=channel, operate="park"),
+        "operate is invalid",
+    )
+    ok(field_wire.cmd("call", "atxferoperate", channelid=channel, operate="cancel"))
+    assert list(pbx.calls) == [callid]
+    assert pbx.extension_status("8003") is ExtStatus.IDLE
+    assert pbx.extension_status("8001") is ExtStatus.IN_USE
+
+
+def test_field_profile_attended_transfer_refusals(field_wire: Wire) -> None:
+    pbx = field_wire.pbx
+    failed(
+        field_wire.cmd("call", "atxfer", channelid="PJSIP/8001-000000ff", tonumber="8003"),
+        "Channel not found",
+    )
+    callid = _answered_call(field_wire, "8001", "2001")
+    channel = pbx.calls[callid].source
+    failed(
+        field_wire.cmd("call", "atxfer", channelid=channel, tonumber="4321"),
+        "tonumber is not existing",
+    )
+    failed(
+        field_wire.cmd("call", "atxfer", channelid=channel, tonumber="2001"),
+        "tonumber is already in the call",
+    )
+    # Hanging up the held call forgets the transfer.
+    ok(field_wire.cmd("call", "atxfer", channelid=channel, tonumber="8003"))
+    ok(field_wire.cmd("call", "hangup", callid=callid))
+    failed(
+        field_wire.cmd("call", "atxferoperate", channelid=channel, operate="complete"),
+        "No transfer in progress",
+    )
+
+
+def test_field_profile_pauses_an_agent_in_every_queue(field_wire: Wire) -> None:
+    pbx = field_wire.pbx
+    agent = next(
+        number
+        for number in pbx.extensions
+        if sum(q.member(number) is not None for q in pbx.queues.values()) >= 1
+    )
+    queues = [q for q in pbx.queues.values() if q.member(agent) is not None]
+    ok(field_wire.cmd("queue", "queue_paused", queue="", extension=agent, paused="yes"))
+    assert all(q.member(agent).paused for q in queues)  # type: ignore[union-attr]
+    ok(field_wire.cmd("queue", "queue_paused", queue="", extension=agent, paused="no"))
+    assert not any(q.member(agent).paused for q in queues)  # type: ignore[union-attr]
+    outsider = next(
+        n for n in pbx.extensions if all(q.member(n) is None for q in pbx.queues.values())
+    )
+    failed(
+        field_wire.cmd("queue", "queue_paused", queue="", extension=outsider, paused="yes"),
+        "Interface not found",
+    )
+
+
+@pytest.mark.parametrize("profile", ["document", "field"])
+def test_cli_profile_flag(profile: str) -> None:
+    from smartpbx_sim.__main__ import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["--profile", profile]))
+    assert config.profile is FirmwareProfile(profile)
+    assert build_parser().parse_args([]).profile == "document"

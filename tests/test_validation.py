@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from custom_components.smartpbx.pbx.errors import PbxInvalidArgumentError
-from custom_components.smartpbx.pbx.models import ListenMode, Permission
+from custom_components.smartpbx.pbx.models import ListenMode, Permission, TransferOperation
 from custom_components.smartpbx.pbx.validation import (
     MAX_CHANNEL_LENGTH,
     MAX_NUMBER_LENGTH,
@@ -26,6 +26,7 @@ from custom_components.smartpbx.pbx.validation import (
     validate_text,
     validate_timeout,
     validate_token,
+    validate_transfer_operation,
 )
 
 
@@ -381,3 +382,21 @@ def test_validators_accept_only_what_their_rules_allow(text: str) -> None:
             assert text.lstrip("+").replace("*", "").replace("#", "").isdigit() or set(
                 text.lstrip("+")
             ) <= {"*", "#"}
+
+
+@pytest.mark.parametrize(
+    ("value", "operation"),
+    [
+        ("complete", TransferOperation.COMPLETE),
+        (TransferOperation.CANCEL, TransferOperation.CANCEL),
+        ("cancel", TransferOperation.CANCEL),
+    ],
+)
+def test_transfer_operation_accepted(value: object, operation: TransferOperation) -> None:
+    assert validate_transfer_operation(value) is operation
+
+
+@pytest.mark.parametrize("value", ["Complete", "park", "", None, 1])
+def test_transfer_operation_refused(value: object) -> None:
+    with pytest.raises(PbxInvalidArgumentError, match="operation"):
+        validate_transfer_operation(value)

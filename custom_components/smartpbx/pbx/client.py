@@ -68,6 +68,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 import itertools
 import logging
+import re
 import secrets
 from typing import Any, Final
 
@@ -79,6 +80,7 @@ from .errors import (
     PbxMalformedReplyError,
     PbxNotConnectedError,
     PbxTimeoutError,
+    PbxUnsupportedCommandError,
 )
 from .jsoncodec import JsonDecodeError, dumps, loads
 from .models import (
@@ -88,14 +90,15 @@ from .models import (
     DeviceInfo,
     DialResult,
     Extension,
+    ExtensionCall,
     ListenMode,
     LiveCall,
     PbxEvent,
     Permission,
     Queue,
     QueueStatus,
+    TransferOperation,
     Trunk,
-    UnknownEvent,
 )
 from .parsing import (
     MalformedPayloadError,
@@ -103,8 +106,10 @@ from .parsing import (
     parse_conference_status,
     parse_conferences,
     parse_device_info,
+    parse_device_status,
     parse_dial,
     parse_event,
+    parse_extension_call,
     parse_extensions,
     parse_live_calls,
     parse_queue_status,
@@ -118,14 +123,15 @@ from .transport import ConnectionCallback, Transport, Unsubscribe
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 15.0
+"""Seconds a command waits for its reply: the field norm (FIELD.md; one client uses 12 s)."""
 MAX_PENDING = 2048
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 """Inbound payloads larger than this are dropped unread (a thousand extensions: ~100 KiB)."""
 RECENT_REPLIES: Final = 8
 """How many raw replies :attr:`SmartPbxClient.recent_replies` keeps."""
 STATUS_EVENT: Final = "status"
-"""``UnknownEvent.event`` of a message on the device status topic."""
+"""``DeviceStatusEvent.event`` (an UnknownEvent) of a message on the device status topic."""
 
 type EventCallback = Callable[[PbxEvent], None]
 
@@ -143,8 +149,20 @@ _SHAPE_BY_KEY: Final = {
     "livecall": "livecall",
     "queuelist": "queue_list",
     "conflist": "conf_list",
+    "calllist": "livecall",  # field fact: live calls under calllist
 }
 _DIAL_LIKE: Final = frozenset({"dial", "listen"})
+# Field fact: how firmware without a command answers it ("Failed", "unknown cmd").
+_UNKNOWN_COMMAND_RE: Final = re.compile(
+    r"unknown\s*(?:cmd|command)|(?:cmd|command)\s+(?:not\s+found|unknown)"
+    r"|unsupported\s+(?:cmd|command)",
+    re.IGNORECASE,
+)
+
+
+def is_unknown_command_reply(message: str) -> bool:
+    """Whether a Failed reply's message says the firmware does not know the command."""
+    return _UNKNOWN_COMMAND_RE.search(message) is not None
 
 
 @dataclass(slots=True)
@@ -203,6 +221,8 @@ def _reply_shape(reply: Mapping[str, Any]) -> _ReplyShape | None:
         return _ReplyShape(frozenset({"queue_status"}), _subject(reply.get("queue")))
     if "conf" in reply and "members" in reply:
         return _ReplyShape(frozenset({"conf_status"}), _subject(reply.get("conf")))
+    if "channelid" in reply or "peerchannelid" in reply:
+        return _ReplyShape(frozenset({"extcallinfo"}))
     if "callid" in reply:
         return _ReplyShape(_DIAL_LIKE)
     return None
@@ -433,14 +453,66 @@ class SmartPbxClient:
         channel: str | None = None,
         timeout: float | None = None,
     ) -> CommandReply:
+        """Hang up a call by its call id, or one channel by its name.
+
+        Both field forms are sent as the field sends them: ``channel=`` goes out as
+        ``channelid``; a channel name given as ``callid`` (``PJSIP/8001-0000001a``) goes
+        out in ``callid``, as field clients put it there.
+        """
         if (callid is None) == (channel is None):
             raise PbxInvalidArgumentError("callid", "give exactly one of callid or channel")
         if channel is not None:
             fields = {"channelid": validation.validate_channel(channel)}
+        elif isinstance(callid, str) and "/" in callid:
+            fields = {"callid": validation.validate_channel(callid, "callid")}
         else:
             fields = {"callid": validation.validate_callid(callid)}
         raw = await self._execute(CommandTopic.CALL, "hangup", fields, timeout)
         return self._typed("hangup", parse_reply, raw)
+
+    async def extension_call(
+        self, extension: str, *, timeout: float | None = None
+    ) -> ExtensionCall | None:
+        """``extcallinfo`` (field firmware): the extension's current call, None if none.
+
+        Raises PbxUnsupportedCommandError on firmware without the command.
+        """
+        number = validation.validate_number(extension, "extension")
+        raw = await self._execute(CommandTopic.CALL, "extcallinfo", {"extension": number}, timeout)
+        return self._typed("extcallinfo", lambda reply: parse_extension_call(number, reply), raw)
+
+    async def attended_transfer(
+        self, channel: str, target: str, *, timeout: float | None = None
+    ) -> CommandReply:
+        """``atxfer`` (field firmware): start an attended transfer of ``channel`` to ``target``.
+
+        ``channel`` is the channel to transfer (e.g. ExtensionCall.channel); finish it with
+        :meth:`transfer_operate`. Raises PbxUnsupportedCommandError on older firmware.
+        """
+        fields = {
+            "channelid": validation.validate_channel(channel),
+            "tonumber": validation.validate_number(target, "target"),
+        }
+        raw = await self._execute(CommandTopic.CALL, "atxfer", fields, timeout)
+        return self._typed("atxfer", parse_reply, raw)
+
+    async def transfer_operate(
+        self,
+        channel: str,
+        operation: TransferOperation | str,
+        *,
+        timeout: float | None = None,
+    ) -> CommandReply:
+        """``atxferoperate`` (field firmware): complete or cancel an attended transfer.
+
+        ``complete`` is verified in the field; ``cancel`` is not (see TransferOperation).
+        """
+        fields = {
+            "channelid": validation.validate_channel(channel),
+            "operate": validation.validate_transfer_operation(operation).value,
+        }
+        raw = await self._execute(CommandTopic.CALL, "atxferoperate", fields, timeout)
+        return self._typed("atxferoperate", parse_reply, raw)
 
     async def listen(
         self,
@@ -479,21 +551,29 @@ class SmartPbxClient:
         return await self._queue_member_command("queue_remove", queue, extension, {}, timeout)
 
     async def queue_pause(
-        self, queue: str, extension: str, paused: bool, *, timeout: float | None = None
+        self, queue: str | None, extension: str, paused: bool, *, timeout: float | None = None
     ) -> CommandReply:
+        """``queue_paused``: pause or unpause an agent in one queue, or in every queue.
+
+        ``queue=None`` (or ``""``) sends ``queue: ""``, which field firmware reads as
+        "every queue the agent is in"; the document's firmware may refuse it.
+        """
         extra = {"paused": "yes" if validation.validate_flag(paused, "paused") else "no"}
-        return await self._queue_member_command("queue_paused", queue, extension, extra, timeout)
+        every_queue = queue is None or queue == ""
+        return await self._queue_member_command(
+            "queue_paused", None if every_queue else queue, extension, extra, timeout
+        )
 
     async def _queue_member_command(
         self,
         command: str,
-        queue: str,
+        queue: str | None,
         extension: str,
         extra: Mapping[str, str],
         timeout: float | None,
     ) -> CommandReply:
         fields = {
-            "queue": validation.validate_number(queue, "queue"),
+            "queue": "" if queue is None else validation.validate_number(queue, "queue"),
             "extension": validation.validate_number(extension, "extension"),
             **extra,
         }
@@ -623,6 +703,8 @@ class SmartPbxClient:
         reply = self._typed(command, parse_reply, raw)
         if not reply.success:
             self._stats.commands_failed += 1
+            if is_unknown_command_reply(reply.message):
+                raise PbxUnsupportedCommandError(command, reply.message, raw)
             raise PbxCommandFailedError(command, reply.message, raw)
         return raw
 
@@ -735,21 +817,19 @@ class SmartPbxClient:
         self._deliver(_CDR, payload, parse_cdr)
 
     def _handle_status(self, payload: bytes) -> None:
-        # The device status payload is undocumented: accept plain text as well as JSON.
+        # Field fact: {"status": "online"|"offline"}; plain text is accepted as well.
         try:
-            decoded = loads(payload)
+            decoded: object = loads(payload)
         except JsonDecodeError:
             try:
-                decoded = {"payload": payload.decode()}
+                decoded = payload.decode().strip()
             except UnicodeDecodeError:
                 self._stats.malformed_dropped += 1
                 self._warnings.warning(
                     _STATUS, "Dropping a status message from the PBX that is not UTF-8"
                 )
                 return
-        if not isinstance(decoded, dict):
-            decoded = {"payload": decoded}
-        self._notify(UnknownEvent(event=STATUS_EVENT, raw=decoded))
+        self._notify(parse_device_status(decoded))
 
     def _deliver(
         self, kind: str, payload: bytes, parse: Callable[[dict[str, Any]], PbxEvent]

@@ -41,6 +41,18 @@ class PbxCommandFailedError(PbxError):
         self.reply = reply
 
 
+class PbxUnsupportedCommandError(PbxCommandFailedError):
+    """The PBX's firmware does not know the command (it answered "unknown cmd").
+
+    A subclass of PbxCommandFailedError, so code that handles failures in general still
+    handles it; catch it first to say "this firmware does not support X" instead.
+    """
+
+    def __init__(self, command: str, message: str, reply: Mapping[str, Any]) -> None:
+        super().__init__(command, message, reply)
+        self.args = (f"the PBX's firmware does not support {command!r} ({message})",)
+
+
 class PbxInvalidArgumentError(PbxError, ValueError):
     """An argument failed validation; nothing was published."""
 

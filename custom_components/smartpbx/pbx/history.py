@@ -12,29 +12,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final
 
-from .models import CallDisposition, CallRecord
+from .models import CallDirection, CallDisposition, CallRecord
 
 MAX_RECENT_CALLS: Final = 20
-
-
-class CallDirection(StrEnum):
-    """Which way a call went, normalised from the PBX's ``direction`` text."""
-
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
-    INTERNAL = "internal"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: str | None) -> CallDirection:
-        """``Inbound`` / ``outbound`` / ``INTERNAL`` ...; anything else is UNKNOWN."""
-        try:
-            return cls((value or "").strip().lower())
-        except ValueError:
-            return cls.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +51,7 @@ class RecentCall:
         """The call a CDR describes, received at ``received`` (aware), with its names."""
         return cls(
             time=received,
-            direction=CallDirection.parse(record.direction),
+            direction=record.direction_kind,
             from_number=record.src,
             from_name=src_name,
             to_number=record.dst,
@@ -101,7 +83,7 @@ class RecentCall:
             duration = stored.get("duration")
             return cls(
                 time=time,
-                direction=CallDirection.parse(stored.get("direction")),
+                direction=_direction(stored.get("direction")),
                 from_number=str(stored["from"]),
                 from_name=_optional_text(stored.get("from_name")),
                 to_number=str(stored["to"]),
@@ -191,3 +173,11 @@ class CallHistory:
                 if isinstance(item, Mapping) and (call := RecentCall.from_dict(item)) is not None
             ]
         return cls(calls, max_calls=max_calls)
+
+
+def _direction(value: Any) -> CallDirection:
+    """A stored direction (our own lower-case value); anything else is UNKNOWN."""
+    try:
+        return CallDirection(value)
+    except ValueError:
+        return CallDirection.UNKNOWN

@@ -54,6 +54,34 @@ class TrunkType(StrEnum):
     UNKNOWN = "unknown"
 
 
+class CallDirection(StrEnum):
+    """Direction of a live call or CDR, normalised; the wire text is kept beside it."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+    UNKNOWN = "unknown"
+
+
+class TransferOperation(StrEnum):
+    """What ``atxferoperate`` does with an attended transfer in progress.
+
+    COMPLETE is what field clients send (verified on real devices); CANCEL is the
+    Asterisk-style counterpart nobody has been seen sending (unverified).
+    """
+
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+
+
+class DeviceStatus(StrEnum):
+    """What the PBX says on its ``status`` topic (its MQTT will message)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+
+
 class ListenMode(StrEnum):
     """Modes of the ``listen`` command."""
 
@@ -143,6 +171,8 @@ class Trunk:
     port: str | None = None
     line_voltage: float | None = None
     """FXO line voltage (``vbat``) in volts; None for SIP trunks."""
+    latency_ms: float | None = None
+    """SIP qualify round trip when the state says so (``OK (12 ms)``), else None."""
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -158,8 +188,10 @@ class LiveCall:
     duration: timedelta | None
     state: str
     direction: str
+    """The wire text (``Internal``, ``Inbound``...); ``direction_kind`` is its meaning."""
     recording: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
+    direction_kind: CallDirection = CallDirection.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +219,16 @@ class QueueMember:
     """A member (agent) in ``queue_status``."""
 
     agent: str
+    """The extension number (``8004`` also when the PBX says ``PJSIP/8004``)."""
     state: QueueMemberState
     state_code: int | None
-    paused: bool
+    paused: bool | None
+    """None when the PBX sent no pause flag or a word this library cannot read."""
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
+    agent_raw: str = ""
+    """The agent as the PBX wrote it (``PJSIP/8004``, ``8004``)."""
+    state_raw: str = ""
+    paused_raw: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +338,11 @@ class CallRecord:
     disposition: CallDisposition
     disposition_raw: str
     direction: str
+    """The wire text; ``direction_kind`` is its meaning."""
     dtmf: str
     record_file: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
+    direction_kind: CallDirection = CallDirection.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,4 +353,75 @@ class UnknownEvent:
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
-type PbxEvent = ExtensionStatusEvent | InviteEvent | IvrDtmfEvent | CallRecord | UnknownEvent
+# The events below are newer than the document (seen in the field, see FIELD.md). They
+# subclass UnknownEvent so that a consumer written before them still receives them whole,
+# as it received them before this library modelled them; match them before UnknownEvent.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStatusEvent(UnknownEvent):
+    """``callstatus`` / ``call_status`` event (field firmware): the calls it lists.
+
+    Field fact: ``calllist: [{caller, called, state, callid, calltype}]``. Field clients
+    read it as the PBX's current calls; whether it lists every call or only the changed
+    ones is not known, so ``calls`` is what this message said, nothing more.
+    """
+
+    calls: tuple[LiveCall, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HangupEvent(UnknownEvent):
+    """``hangup`` event (field firmware: the name is a fact, its fields are guesses)."""
+
+    callid: str | None
+    channel: str | None
+    caller: str | None = None
+    called: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceStatusEvent(UnknownEvent):
+    """A message on the ``status`` topic: ``{"status": "online" | "offline"}``.
+
+    The PBX's MQTT will message (field fact): ``offline`` arrives when the broker lost
+    the PBX, ``online`` when it is back. ``event`` is always ``"status"``.
+    """
+
+    status: DeviceStatus
+    status_raw: str
+
+    @property
+    def online(self) -> bool | None:
+        """True online, False offline, None when the payload said something else."""
+        if self.status is DeviceStatus.UNKNOWN:
+            return None
+        return self.status is DeviceStatus.ONLINE
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionCall:
+    """Answer to ``extcallinfo`` (field firmware): an extension's current call."""
+
+    extension: str
+    callid: str | None
+    channel: str | None
+    """The extension's own channel (``PJSIP/8001-0000001a``): what to hang up or transfer."""
+    peer_channel: str | None
+    from_number: str
+    to_number: str
+    direction: CallDirection
+    direction_raw: str
+    raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
+
+
+type PbxEvent = (
+    ExtensionStatusEvent
+    | InviteEvent
+    | IvrDtmfEvent
+    | CallRecord
+    | CallStatusEvent
+    | HangupEvent
+    | DeviceStatusEvent
+    | UnknownEvent
+)

@@ -16,6 +16,25 @@ places (see the module's tests for every variant). The parsers accept all of the
 Only a payload whose *top-level* shape is wrong (not an object, a list field that is not
 a list, a scalar field that holds an object) raises :class:`MalformedPayloadError`.
 
+Field variants (FIELD.md). Each is marked in the code as a *field fact* (captured from
+real firmware or from clients written against it) or a *constructed* guess (an
+Asterisk-style variant nobody captured but a firmware of this kind plausibly sends):
+
+* an empty list sent as ``{}`` (LuCI's Lua JSON encoder) reads as an empty list;
+* a ``message`` that is not a string is kept as its JSON text;
+* ``status`` as JSON ``true``/``false``;
+* pause flags ``paused``/``pused`` and words (``"Paused"``, ``"(paused)"``): a word that
+  cannot be read gives ``paused=None`` (unknown), never a silent "not paused";
+* Asterisk device/trunk state texts (``Ring+Inuse``, ``Registered``, ``Unreachable``,
+  ``OK (12 ms)``, ``Lagged``), extension type ``PJSIP``, agents like ``PJSIP/8004``;
+* numbers with units (``"48V"``, ``"12 ms"``) and uptimes in human forms
+  (``"3 days, 4:05"``, ``"up 12 min"``, ``"2d 3h 4m"``);
+* live calls under ``calllist`` or a list-valued ``message`` when ``livecall`` is absent;
+* ``direction`` ``Inbound``/``Outbound``/``Internal`` read into CallDirection.
+
+Any enumerated text not recognised becomes UNKNOWN with the raw text kept, and is logged
+once per distinct value at debug level (never an error: firmware may add states).
+
 State mapping choices worth knowing:
 
 * ``InUse&Ringing`` (a call waiting on a busy extension) maps to RINGING: the new call is
@@ -31,24 +50,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+import json
 import logging
 import math
 import re
 from typing import Any, Final
 
 from .models import (
+    CallDirection,
     CallDisposition,
     CallRecord,
+    CallStatusEvent,
     CommandReply,
     Conference,
     ConferenceMember,
     ConferenceStatus,
     DeviceInfo,
+    DeviceStatus,
+    DeviceStatusEvent,
     DialResult,
     Extension,
+    ExtensionCall,
     ExtensionState,
     ExtensionStatusEvent,
     ExtensionType,
+    HangupEvent,
     InviteEvent,
     IvrDtmfEvent,
     LiveCall,
@@ -98,10 +124,30 @@ def _text(payload: Mapping[str, Any], *keys: str, default: str = "") -> str:
     raise MalformedPayloadError(f"{key!r} should be a string, got {type(value).__name__}")
 
 
+def _loose_text(payload: Mapping[str, Any], *keys: str) -> str:
+    """Free text that may arrive as anything: objects and lists become their JSON text.
+
+    Constructed: a ``message`` that is not a string (an object, a list). It is kept as
+    text rather than failing the whole reply.
+    """
+    key, value = _pick(payload, keys)
+    if isinstance(value, Mapping | list):
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # e.g. nested too deep; keep something readable
+            return repr(value)
+    return _text(payload, key)
+
+
 def _optional_text(payload: Mapping[str, Any], *keys: str) -> str | None:
     """A string field where absent or blank means None."""
     value = _text(payload, *keys).strip()
     return value or None
+
+
+_NUMBER_WITH_UNIT_RE: Final = re.compile(
+    r"^\s*(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:[A-Za-z%]{1,4})?\s*$"
+)
 
 
 def _number(payload: Mapping[str, Any], *keys: str) -> float | None:
@@ -112,8 +158,12 @@ def _number(payload: Mapping[str, Any], *keys: str) -> float | None:
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
+        # Constructed: a unit after the number ("48V", "48.5 V", "12 ms").
+        match = _NUMBER_WITH_UNIT_RE.match(value)
+        if match is None:
+            return None
         try:
-            number = float(value.strip())
+            number = float(match["number"])
         except ValueError:
             return None
     else:
@@ -198,6 +248,64 @@ def parse_duration(value: object) -> timedelta | None:
         return None
 
 
+# Uptime in the forms people and tools print it (uptime(1), Asterisk "core show uptime",
+# LuCI). Constructed, except the document's "00:22:27": "3 days, 4:05", "up 12 min",
+# "1 day, 2:03:04", "2d 3h 4m 5s", "3 days 4 hours 5 minutes". A bare "H:MM" is hours
+# and minutes here (uptime(1)), unlike call durations.
+_UPTIME_UNITS: Final = {
+    "w": 7 * 86400,
+    "wk": 7 * 86400,
+    "week": 7 * 86400,
+    "d": 86400,
+    "day": 86400,
+    "h": 3600,
+    "hr": 3600,
+    "hour": 3600,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+}
+_UPTIME_PART_RE: Final = re.compile(
+    r"(?P<clock>\d+:\d{1,2}(?::\d{1,2}(?:\.\d+)?)?)|(?P<count>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]+)"
+)
+_UPTIME_FILLER_RE: Final = re.compile(r"^(?:up|uptime|system|:|,|and|\s)*$")
+
+
+def parse_uptime(value: object) -> timedelta | None:
+    """How long the PBX has been up, from any of the forms above; None if unreadable."""
+    if isinstance(value, str) and (text := value.strip().lower()):
+        if (exact := parse_duration(text)) is not None:
+            return exact
+        seconds = 0.0
+        position = 0
+        for match in _UPTIME_PART_RE.finditer(text):
+            if not _UPTIME_FILLER_RE.match(text[position : match.start()]):
+                break
+            position = match.end()
+            if clock := match["clock"]:
+                parts = [float(part) for part in clock.split(":")]
+                # "4:05" is hours:minutes in uptime's output; "4:05:06" adds seconds.
+                seconds += parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
+                continue
+            unit = match["unit"].rstrip("s") if match["unit"] != "s" else "s"
+            factor = _UPTIME_UNITS.get(unit)
+            if factor is None:
+                break
+            seconds += float(match["count"]) * factor
+        else:
+            if position and _UPTIME_FILLER_RE.match(text[position:]):
+                try:
+                    return timedelta(seconds=seconds)
+                except OverflowError:
+                    return None
+        _log_unknown("uptime", value)
+        return None
+    return parse_duration(value)
+
+
 _DATETIME_FORMATS: Final = (
     "%Y-%m-%d %H:%M:%S",  # CDR start/end
     "%a %b %d %H:%M:%S %Y",  # deviceInfo systemtime (C locale ctime)
@@ -237,8 +345,36 @@ def parse_datetime(value: object) -> datetime | None:
 
 
 def _state_key(text: str) -> str:
-    """Normalise a state text for lookup: ``"In Use"``, ``"in_use"``, ``"InUse"`` → inuse."""
-    return re.sub(r"[\s_\-]", "", text).lower()
+    """Normalise a state text for lookup: ``"In Use"``, ``"in_use"``, ``"(InUse)"`` → inuse."""
+    return re.sub(r"[\s_\-()]", "", text).lower()
+
+
+_UNKNOWN_LOGGED: set[tuple[str, str]] = set()
+_UNKNOWN_LOG_LIMIT: Final = 256
+"""Distinct unknown values remembered (and so logged once each); later ones are not logged."""
+
+
+def _log_unknown(what: str, value: object) -> None:
+    """Log an unrecognised enumerated value at debug level, once per distinct value."""
+    key = (what, str(value)[:64])
+    if key in _UNKNOWN_LOGGED or len(_UNKNOWN_LOGGED) >= _UNKNOWN_LOG_LIMIT:
+        return
+    _UNKNOWN_LOGGED.add(key)
+    _LOGGER.debug("Unrecognised %s %r: read as unknown (raw text kept)", what, key[1])
+
+
+def _lookup[E](table: Mapping[str, E], text: str, unknown: E, what: str) -> E:
+    """``table[_state_key(text)]``, or ``unknown`` (logged once) for a text not in it.
+
+    An empty text is "not sent", not news: it is not logged.
+    """
+    key = _state_key(text)
+    found = table.get(key)
+    if found is None:
+        if key:
+            _log_unknown(what, text)
+        return unknown
+    return found
 
 
 _EXTENSION_STATES: Final = {
@@ -250,6 +386,8 @@ _EXTENSION_STATES: Final = {
     "ring": ExtensionState.RINGING,
     "inuse&ringing": ExtensionState.RINGING,
     "ringinuse": ExtensionState.RINGING,
+    "ring+inuse": ExtensionState.RINGING,  # constructed: Asterisk's device state text
+    "inuse+ringing": ExtensionState.RINGING,  # constructed
     "hold": ExtensionState.ON_HOLD,
     "onhold": ExtensionState.ON_HOLD,
     "inuse&hold": ExtensionState.ON_HOLD,
@@ -257,22 +395,43 @@ _EXTENSION_STATES: Final = {
 }
 
 _TRUNK_STATES: Final = {
+    # Document (field fact too): FXO and SIP trunks.
     "idle": TrunkState.IDLE,
     "inuse": TrunkState.IN_USE,
     "busy": TrunkState.BUSY,
     "disconnected": TrunkState.DISCONNECTED,
     "unavailable": TrunkState.UNAVAILABLE,
+    # Constructed: Asterisk SIP registration and qualify texts. A registered or reachable
+    # trunk is ready for calls (IDLE: a SIP trunk does not report per-call use); "OK (12 ms)"
+    # is read below; "Lagged" answers qualify slowly but does answer.
+    "registered": TrunkState.IDLE,
+    "reachable": TrunkState.IDLE,
+    "ok": TrunkState.IDLE,
+    "lagged": TrunkState.IDLE,
+    "unreachable": TrunkState.UNAVAILABLE,
+    "unregistered": TrunkState.DISCONNECTED,
+    "rejected": TrunkState.DISCONNECTED,
+    "failed": TrunkState.DISCONNECTED,
+    "noauthentication": TrunkState.DISCONNECTED,
+    "requestsent": TrunkState.DISCONNECTED,
+    "timeout": TrunkState.DISCONNECTED,
 }
+# Constructed: Asterisk's qualify result "OK (12 ms)" / "LAGGED (1500 ms)".
+_QUALIFY_RE: Final = re.compile(
+    r"^\s*(?P<word>[A-Za-z]+)\s*\(\s*(?P<ms>\d+(?:\.\d+)?)\s*ms\s*\)\s*$"
+)
 
 # The table numbers the types ("1.SIP 2.FXS"): accept the numbers as well as the names.
 _EXTENSION_TYPES: Final = {
     "sip": ExtensionType.SIP,
+    "pjsip": ExtensionType.SIP,  # constructed: Asterisk's channel driver name
     "1": ExtensionType.SIP,
     "fxs": ExtensionType.FXS,
     "2": ExtensionType.FXS,
 }
 _TRUNK_TYPES: Final = {
     "sip": TrunkType.SIP,
+    "pjsip": TrunkType.SIP,  # constructed
     "1": TrunkType.SIP,
     "fxo": TrunkType.FXO,
     "2": TrunkType.FXO,
@@ -299,9 +458,33 @@ _QUEUE_MEMBER_WORDS: Final = {
     "unavailable": QueueMemberState.UNAVAILABLE,
     "ringing": QueueMemberState.RINGING,
     "ringinuse": QueueMemberState.RING_IN_USE,
+    "ring+inuse": QueueMemberState.RING_IN_USE,  # constructed: Asterisk's own text
     "inuse&ringing": QueueMemberState.RING_IN_USE,
     "onhold": QueueMemberState.ON_HOLD,
     "hold": QueueMemberState.ON_HOLD,
+    "unknown": QueueMemberState.UNKNOWN,
+}
+
+_DIRECTIONS: Final = {
+    "internal": CallDirection.INTERNAL,  # the document
+    "local": CallDirection.INTERNAL,
+    "inbound": CallDirection.INBOUND,  # field fact
+    "incoming": CallDirection.INBOUND,
+    "in": CallDirection.INBOUND,
+    "outbound": CallDirection.OUTBOUND,  # document and field fact
+    "outgoing": CallDirection.OUTBOUND,
+    "out": CallDirection.OUTBOUND,
+}
+
+_DEVICE_STATUSES: Final = {
+    "online": DeviceStatus.ONLINE,  # field fact
+    "offline": DeviceStatus.OFFLINE,  # field fact
+    "connected": DeviceStatus.ONLINE,
+    "disconnected": DeviceStatus.OFFLINE,
+    "1": DeviceStatus.ONLINE,
+    "0": DeviceStatus.OFFLINE,
+    "true": DeviceStatus.ONLINE,
+    "false": DeviceStatus.OFFLINE,
 }
 
 _DISPOSITIONS: Final = {
@@ -315,12 +498,30 @@ _DISPOSITIONS: Final = {
 
 def extension_state(text: str) -> ExtensionState:
     """Map an extension (Asterisk hint) state text to ExtensionState."""
-    return _EXTENSION_STATES.get(_state_key(text), ExtensionState.UNKNOWN)
+    return _lookup(_EXTENSION_STATES, text, ExtensionState.UNKNOWN, "extension state")
 
 
 def trunk_state(text: str) -> TrunkState:
-    """Map a trunk state text to TrunkState."""
-    return _TRUNK_STATES.get(_state_key(text), TrunkState.UNKNOWN)
+    """Map a trunk state text (``Idle``, ``Registered``, ``OK (12 ms)``...) to TrunkState."""
+    if qualify := _QUALIFY_RE.match(text):
+        text = qualify["word"]
+    return _lookup(_TRUNK_STATES, text, TrunkState.UNKNOWN, "trunk state")
+
+
+def trunk_latency_ms(text: str) -> float | None:
+    """The qualify round trip in ``OK (12 ms)`` / ``LAGGED (1500 ms)``, else None."""
+    qualify = _QUALIFY_RE.match(text)
+    return float(qualify["ms"]) if qualify else None
+
+
+def call_direction(text: str) -> CallDirection:
+    """Map a live call's or CDR's ``direction`` text to CallDirection."""
+    return _lookup(_DIRECTIONS, text, CallDirection.UNKNOWN, "call direction")
+
+
+def device_status(text: str) -> DeviceStatus:
+    """Map the ``status`` topic's word to DeviceStatus."""
+    return _lookup(_DEVICE_STATUSES, text, DeviceStatus.UNKNOWN, "device status")
 
 
 def queue_member_state(code: int | None, text: str = "") -> QueueMemberState:
@@ -331,12 +532,39 @@ def queue_member_state(code: int | None, text: str = "") -> QueueMemberState:
             if 0 <= code < len(_QUEUE_MEMBER_CODES)
             else (QueueMemberState.UNKNOWN)
         )
-    return _QUEUE_MEMBER_WORDS.get(_state_key(text), QueueMemberState.UNKNOWN)
+    return _lookup(_QUEUE_MEMBER_WORDS, text, QueueMemberState.UNKNOWN, "queue member state")
 
 
 def call_disposition(text: str) -> CallDisposition:
     """Map an Asterisk CDR disposition text to CallDisposition."""
-    return _DISPOSITIONS.get(_state_key(text), CallDisposition.UNKNOWN)
+    return _lookup(_DISPOSITIONS, text, CallDisposition.UNKNOWN, "call disposition")
+
+
+# Pause flags. The document's example says "pused": "0"/"1"; a field client reads
+# "paused" (field fact); Asterisk prints "(paused)" / "paused" beside a member and the
+# command takes "yes"/"no" (constructed as replies). A word none of these matches is
+# unknown (None), never a silent "not paused".
+_PAUSED_WORDS: Final = frozenset({"paused", "pause", "onpause", "inpause"})
+_UNPAUSED_WORDS: Final = frozenset({"unpaused", "notpaused", "active", "ready", "available"})
+
+
+def pause_flag(value: object) -> bool | None:
+    """Read one pause flag value; None when it cannot be read."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        word = _state_key(value)
+        if word in _TRUE_WORDS or word in _PAUSED_WORDS:
+            return True
+        if (word in _FALSE_WORDS and word) or word in _UNPAUSED_WORDS:
+            return False
+        if word:
+            _log_unknown("pause flag", value)
+    return None
 
 
 # --- shapes ----------------------------------------------------------------------------
@@ -352,15 +580,30 @@ def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _as_list(value: object, key: str) -> Sequence[Any]:
+    """A JSON list, or what Lua's JSON encoder writes for one.
+
+    Inferred from the platform (LuCI, field fact that the web UI is LuCI): an empty table
+    is written ``{}``, so ``{}`` is an empty list. Constructed: a table with keys
+    ``"1"``, ``"2"``... is a list in that order.
+    """
+    if isinstance(value, list):
+        return value
+    if isinstance(value, Mapping):
+        if not value:
+            return ()
+        if all(isinstance(k, str) and k.isdigit() for k in value):
+            return [value[k] for k in sorted(value, key=int)]
+    raise MalformedPayloadError(f"{key!r} should be a list, got {_kind(value)}")
+
+
 def _entries(source: Mapping[str, Any] | Sequence[Any], key: str) -> Sequence[Any]:
     """The list under ``key`` (or ``source`` itself when it already is the list)."""
     if isinstance(source, Mapping):
         value = source.get(key)
         if value is None:
             return ()
-        if not isinstance(value, list):
-            raise MalformedPayloadError(f"{key!r} should be a list, got {_kind(value)}")
-        return value
+        return _as_list(value, key)
     if isinstance(source, list | tuple):
         return source
     raise MalformedPayloadError(f"expected an object or a list, got {_kind(source)}")
@@ -402,16 +645,22 @@ def parse_reply(payload: object) -> CommandReply:
     reads like success (``Success``, ``succeeded``, ``ok``).
     """
     reply = _require_object(payload, "reply")
-    status = _text(reply, "status").strip().lower()
+    status_value = reply.get("status")
+    # Constructed: status as a JSON boolean.
+    status = (
+        ("true" if status_value else "false")
+        if isinstance(status_value, bool)
+        else _text(reply, "status").strip().lower()
+    )
     if not status:
         success = True
     elif status in _FAILURE_WORDS:
         success = False
     else:
-        success = status.startswith("succ") or status in {"ok", "true"}
+        success = status.startswith("succ") or status in {"ok", "true", "yes", "1"}
     return CommandReply(
         success=success,
-        message=_text(reply, "message", "msg").strip(),
+        message=_loose_text(reply, "message", "msg").strip(),
         request_id=_optional_text(reply, "request_id"),
         raw=dict(reply),
     )
@@ -427,7 +676,7 @@ def parse_device_info(payload: object) -> DeviceInfo:
         serial=_text(info, "sn", "serial"),
         firmware=_text(info, "firmwarever", "firmware"),
         system_time=parse_datetime(_text(info, "systemtime")),
-        uptime=parse_duration(_text(info, "uptime")),
+        uptime=parse_uptime(_text(info, "uptime")),
         raw=dict(info),
     )
 
@@ -439,7 +688,9 @@ def _extension(entry: Mapping[str, Any]) -> Extension | None:
     state_raw = _text(entry, "status", "state")
     return Extension(
         number=number,
-        type=_EXTENSION_TYPES.get(_text(entry, "type").strip().lower(), ExtensionType.UNKNOWN),
+        type=_lookup(
+            _EXTENSION_TYPES, _text(entry, "type"), ExtensionType.UNKNOWN, "extension type"
+        ),
         name=_text(entry, "username", "name", "fullname"),
         state=extension_state(state_raw),
         state_raw=state_raw,
@@ -460,11 +711,12 @@ def _trunk(entry: Mapping[str, Any]) -> Trunk | None:
     state_raw = _text(entry, "status", "state")
     return Trunk(
         name=name,
-        type=_TRUNK_TYPES.get(_text(entry, "type").strip().lower(), TrunkType.UNKNOWN),
+        type=_lookup(_TRUNK_TYPES, _text(entry, "type"), TrunkType.UNKNOWN, "trunk type"),
         state=trunk_state(state_raw),
         state_raw=state_raw,
         port=_optional_text(entry, "port"),
         line_voltage=_number(entry, "vbat"),
+        latency_ms=trunk_latency_ms(state_raw),
         raw=dict(entry),
     )
 
@@ -475,22 +727,38 @@ def parse_trunks(payload: Mapping[str, Any] | Sequence[Any]) -> tuple[Trunk, ...
 
 
 def _live_call(entry: Mapping[str, Any]) -> LiveCall:
+    # callstatus entries (field fact) name the direction "calltype"; the values are
+    # not documented, so they are read as a direction when they are one.
+    direction = _text(entry, "direction", "calltype")
     return LiveCall(
         callid=_text(entry, "callid", "uniqueid").strip(),
-        caller=_text(entry, "caller"),
-        source=_text(entry, "source"),
-        called=_text(entry, "called"),
-        destination=_text(entry, "destination"),
+        caller=_text(entry, "caller", "from"),
+        source=_text(entry, "source", "channel", "channelid"),
+        called=_text(entry, "called", "to"),
+        destination=_text(entry, "destination", "peerchannel", "peerchannelid"),
         duration=parse_duration(_text(entry, "duration", "Duration")),
         state=_text(entry, "state", "status"),
-        direction=_text(entry, "direction"),
+        direction=direction,
         recording=_text(entry, "recording"),
         raw=dict(entry),
+        direction_kind=call_direction(direction),
     )
 
 
+def live_calls_key(payload: Mapping[str, Any]) -> str | None:
+    """Where a reply keeps its live calls: ``livecall``, else ``calllist``, else a
+    list-valued ``message`` (both field facts: a field client looks there too)."""
+    for key in ("livecall", "calllist"):
+        if payload.get(key) is not None:
+            return key
+    return "message" if isinstance(payload.get("message"), list) else None
+
+
 def parse_live_calls(payload: Mapping[str, Any] | Sequence[Any]) -> tuple[LiveCall, ...]:
-    """``livecall`` reply (or its ``livecall`` list)."""
+    """``livecall`` reply (or its list); see :func:`live_calls_key` for the variants."""
+    if isinstance(payload, Mapping):
+        key = live_calls_key(payload)
+        return () if key is None else _parse_list(payload, key, _live_call)
     return _parse_list(payload, "livecall", _live_call)
 
 
@@ -512,17 +780,35 @@ def parse_queues(payload: Mapping[str, Any] | Sequence[Any]) -> tuple[Queue, ...
     return _parse_list(payload, "queuelist", _queue)
 
 
+# Constructed: an agent written as its interface, "PJSIP/8004", "SIP/8004",
+# "Local/8004@from-queue/n"; the extension number is what identifies the member.
+_INTERFACE_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/(?P<number>\+?[0-9*#]+)(?:[@/;-].*)?$")
+
+
+def _agent_number(agent_raw: str) -> str:
+    match = _INTERFACE_RE.match(agent_raw)
+    return match["number"] if match else agent_raw
+
+
 def _queue_member(entry: Mapping[str, Any]) -> QueueMember | None:
-    agent = _text(entry, "agent", "member", "extension").strip()
-    if not agent:
+    agent_raw = _text(entry, "agent", "member", "extension", "interface").strip()
+    if not agent_raw:
         return None
+    state_raw = _text(entry, "status", "state")
     code = _integer(entry, "status")
+    # "paused" is a field fact, "pused" the document's example spelling.
+    paused_key, paused_value = _pick(entry, ("paused", "pused"))
+    if isinstance(paused_value, Mapping | list):
+        raise MalformedPayloadError(f"{paused_key!r} should be a flag, got {_kind(paused_value)}")
     return QueueMember(
-        agent=agent,
-        state=queue_member_state(code, _text(entry, "status")),
+        agent=_agent_number(agent_raw),
+        state=queue_member_state(code, state_raw),
         state_code=code,
-        paused=_boolean(entry, "paused", "pused"),
+        paused=pause_flag(paused_value),
         raw=dict(entry),
+        agent_raw=agent_raw,
+        state_raw=state_raw,
+        paused_raw=_text(entry, paused_key),
     )
 
 
@@ -620,6 +906,7 @@ def parse_cdr(payload: object) -> CallRecord:
     """
     record = _require_object(payload, "CDR")
     disposition_raw = _text(record, "disposition", "dispositon").strip()
+    direction = _text(record, "direction")
     return CallRecord(
         callid=_optional_text(record, "callid", "uniqueid"),
         src=_text(record, "src"),
@@ -631,10 +918,11 @@ def parse_cdr(payload: object) -> CallRecord:
         billsec=_integer(record, "billsec"),
         disposition=call_disposition(disposition_raw),
         disposition_raw=disposition_raw,
-        direction=_text(record, "direction"),
+        direction=direction,
         dtmf=_text(record, "dtmf"),
         record_file=_text(record, "recordfile", "recordurl"),
         raw=dict(record),
+        direction_kind=call_direction(direction),
     )
 
 
@@ -679,5 +967,70 @@ def parse_event(payload: object) -> PbxEvent:
             )
         case "cdr":
             return parse_cdr(event)
+        case "callstatus" | "call_status":  # field fact, both spellings
+            return CallStatusEvent(
+                event=name,
+                raw=dict(event),
+                calls=parse_live_calls(event),
+            )
+        case "hangup":  # field fact: the name; the fields below are constructed guesses
+            return HangupEvent(
+                event=name,
+                raw=dict(event),
+                callid=_optional_text(event, "callid", "uniqueid"),
+                channel=_optional_text(event, "channel", "channelid"),
+                caller=_optional_text(event, "caller", "from"),
+                called=_optional_text(event, "called", "to"),
+            )
         case _:
             return UnknownEvent(event=name, raw=dict(event))
+
+
+def parse_device_status(payload: object) -> DeviceStatusEvent:
+    """A message on the ``status`` topic.
+
+    Field fact: ``{"status": "online" | "offline"}``. Also read: the bare word as plain
+    text or a JSON string, and JSON booleans (constructed).
+    """
+    if isinstance(payload, Mapping):
+        raw: dict[str, Any] = dict(payload)
+        value = payload.get("status", payload.get("state"))
+    else:
+        raw = {"payload": payload}
+        value = payload
+    if isinstance(value, bool):
+        status_raw = "true" if value else "false"
+    elif isinstance(value, str | int | float):
+        status_raw = _text({"status": value}, "status").strip()
+    else:
+        status_raw = ""
+    return DeviceStatusEvent(
+        event="status", raw=raw, status=device_status(status_raw), status_raw=status_raw
+    )
+
+
+def parse_extension_call(extension: str, payload: object) -> ExtensionCall | None:
+    """``extcallinfo`` reply (field fact: ``callid, channelid, peerchannelid, from, to,
+    direction``). None when the extension is in no call (no call id and no channel)."""
+    reply = _require_object(payload, "extcallinfo reply")
+    # Constructed: the fields nested in an object ("callinfo", "data"), as deviceinfo is.
+    for nest in ("callinfo", "extcallinfo", "data"):
+        if isinstance(nested := reply.get(nest), Mapping):
+            reply = nested
+            break
+    callid = _optional_text(reply, "callid", "uniqueid")
+    channel = _optional_text(reply, "channelid", "channel")
+    if callid is None and channel is None:
+        return None
+    direction = _text(reply, "direction")
+    return ExtensionCall(
+        extension=extension,
+        callid=callid,
+        channel=channel,
+        peer_channel=_optional_text(reply, "peerchannelid", "peerchannel"),
+        from_number=_text(reply, "from", "caller"),
+        to_number=_text(reply, "to", "called"),
+        direction=call_direction(direction),
+        direction_raw=direction,
+        raw=dict(reply),
+    )

@@ -29,7 +29,10 @@ class Transport(Protocol):
         ...
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Publish one message. Raises PbxNotConnectedError when not connected."""
+        """Publish one message, never retained. Raises PbxNotConnectedError when not connected.
+
+        Never retained: a retained command is replayed to the PBX at every reconnect.
+        """
         ...
 
     async def subscribe(

@@ -14,7 +14,7 @@ import re
 from typing import Any, Final
 
 from .errors import PbxInvalidArgumentError
-from .models import ListenMode, Permission
+from .models import ListenMode, Permission, TransferOperation
 from .topics import CommandTopic
 
 MAX_TOKEN_LENGTH: Final = 128
@@ -104,6 +104,14 @@ def validate_listen_mode(value: object) -> ListenMode:
         return ListenMode(value)  # type: ignore[arg-type]  # anything else raises ValueError
     except ValueError:
         raise _fail("mode", f"must be one of {', '.join(ListenMode)}") from None
+
+
+def validate_transfer_operation(value: object) -> TransferOperation:
+    """complete or cancel (an enum member or its text)."""
+    try:
+        return TransferOperation(value)  # type: ignore[arg-type]  # else ValueError
+    except ValueError:
+        raise _fail("operation", f"must be one of {', '.join(TransferOperation)}") from None
 
 
 def validate_permission(value: object) -> Permission:
