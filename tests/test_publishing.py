@@ -7,10 +7,12 @@ scripts/test: these tests check that they say what the README promises.
 
 from __future__ import annotations
 
+import configparser
 import importlib.util
 import json
 from pathlib import Path
 import re
+import tomllib
 from types import ModuleType
 from typing import Any
 
@@ -114,6 +116,24 @@ def test_readme_names_the_home_assistant_releases_tested() -> None:
     assert f"Home Assistant {HACS['homeassistant']} or newer" in readme
     for version in (HACS["homeassistant"], newest.group(1), newest_release):
         assert version in readme, version
+
+
+def test_tool_configuration_is_in_setup_cfg_and_only_ruff_in_pyproject(
+    pytestconfig: pytest.Config,
+) -> None:
+    setup_cfg = configparser.ConfigParser()
+    setup_cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+    assert {"tool:pytest", "coverage:run", "coverage:report", "mypy"} <= set(setup_cfg)
+    assert setup_cfg["mypy"].getboolean("strict")
+    assert setup_cfg["coverage:run"]["source"].split() == [
+        "custom_components/smartpbx",
+        "smartpbx_sim",
+    ]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject == {"tool": {"ruff": pyproject["tool"]["ruff"]}}
+    # pytest ignores setup.cfg when pytest.ini or a pytest table in pyproject.toml exists.
+    assert pytestconfig.inipath == ROOT / "setup.cfg"
+    assert pytestconfig.getini("asyncio_mode") == "auto"
 
 
 # --------------------------------------------------------------------------------------
