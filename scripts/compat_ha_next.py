@@ -222,7 +222,11 @@ async def _exercise(
     # Unloading and setting up again: what a user's reconfigure or restart does.
     await api.post(f"/api/config/config_entries/entry/{entry_id}/reload", {})
     await _wait_loaded(api, entry_id, within=30)
-    _say("entry reloaded")
+    inventory = await bootstrap.wait_for_entities(api, entry_id, within=60)
+    _, unavailable = bootstrap.summarize_entities(inventory)
+    if unavailable:
+        raise CompatError(f"unavailable entities after a reload: {unavailable[:10]}")
+    _say(f"entry reloaded; its {len(inventory.entity_ids)} entities are back")
     marks["checks"] = time.monotonic() - started
 
 
