@@ -1,4 +1,4 @@
-"""Every translations/*.json follows hassfest's placeholder rule and matches en.json.
+"""Every translations/*.json follows hassfest's rules for strings and matches en.json.
 
 hassfest (the validator Home Assistant's GitHub action runs) checks only en.json of a custom
 integration, and Home Assistant formats every language's strings with the placeholders the
@@ -30,6 +30,9 @@ _NO_PLACEHOLDERS = re.compile(
     r"|unit_of_measurement)$"
 )
 _SINGLE_QUOTED_PLACEHOLDER = re.compile(r"'{\w+}'")  # hassfest's RE_PLACEHOLDER_IN_SINGLE_QUOTES
+# hassfest's other rules for every string: no HTML (config_validation.string_with_no_html),
+# no leading or trailing spaces.
+_HTML = re.compile(r"<[a-z].*?>", re.IGNORECASE)
 
 
 def _load(path: Path) -> Any:
@@ -65,10 +68,14 @@ def placeholders(text: str) -> set[str]:
     return names
 
 
-def placeholder_problems(translations: Any) -> list[str]:
-    """Every string of a translation file that hassfest's placeholder rules refuse."""
+def hassfest_problems(translations: Any) -> list[str]:
+    """Every string of a translation file that hassfest's rules refuse."""
     problems = []
     for key, text in _strings(translations):
+        if text != text.strip():
+            problems.append(f"{key}: leading or trailing spaces: {text!r}")
+        if _HTML.search(text):
+            problems.append(f"{key}: HTML: {text!r}")
         try:
             found = placeholders(text)
         except ValueError as err:
@@ -89,7 +96,7 @@ def parity_problems(reference: Any, translated: Any) -> list[str]:
         try:
             want, have = placeholders(expected[key]), placeholders(actual[key])
         except ValueError:
-            continue  # reported by test_placeholders_are_valid_identifiers
+            continue  # reported by test_strings_pass_hassfests_rules
         if want != have:
             problems.append(f"{key}: placeholders {sorted(have)}, en.json has {sorted(want)}")
         if not actual[key].strip():
@@ -113,8 +120,11 @@ def test_the_checks_catch_what_hassfest_refuses() -> None:
     assert placeholders("{name} (serial number {serial})") == {"name", "serial"}
     assert placeholders("literal braces {{ and }} are fine") == set()
     state_with_placeholder = {"entity": {"sensor": {"status": {"state": {"idle": "{x} idle"}}}}}
-    assert placeholder_problems(state_with_placeholder)
-    assert placeholder_problems({"entity": {"sensor": {"status": {"name": "{x}"}}}}) == []
+    assert hassfest_problems(state_with_placeholder)
+    assert hassfest_problems({"entity": {"sensor": {"status": {"name": "{x}"}}}}) == []
+    assert hassfest_problems({"a": "Anruf "}) == ["a: leading or trailing spaces: 'Anruf '"]
+    assert hassfest_problems({"a": "<b>Anruf</b>"}) == ["a: HTML: '<b>Anruf</b>'"]
+    assert hassfest_problems({"a": "2 < 3 > 1"}) == []
 
 
 def test_parity_check_finds_missing_extra_and_changed_placeholders() -> None:
@@ -128,8 +138,8 @@ def test_parity_check_finds_missing_extra_and_changed_placeholders() -> None:
 
 
 @pytest.mark.parametrize("path", LANGUAGE_FILES, ids=lambda path: path.stem)
-def test_placeholders_are_valid_identifiers(path: Path) -> None:
-    assert placeholder_problems(_load(path)) == []
+def test_strings_pass_hassfests_rules(path: Path) -> None:
+    assert hassfest_problems(_load(path)) == []
 
 
 @pytest.mark.parametrize("path", OTHER_LANGUAGE_FILES, ids=lambda path: path.stem)
