@@ -20,7 +20,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     DOMAIN,
     STATUS_FETCH_CONCURRENCY,
 )
@@ -223,7 +222,7 @@ async def test_one_status_timing_out_fails_the_poll_and_stops_the_rest(
 async def test_silent_pbx_goes_unavailable_and_comes_back(
     hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(command_timeout=0.3)
     data = runtime(entry)
     queue_polls = data.queues.poll_count
 

@@ -28,8 +28,6 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 import custom_components.smartpbx as integration
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     DOMAIN,
 )
 from custom_components.smartpbx.coordinator import (
@@ -414,7 +412,7 @@ async def test_a_status_refresh_that_times_out_after_a_pause_is_left_to_the_next
     action still succeeds (the command did), the queue keeps its last data without failing
     the coordinator, and the next poll shows the pause."""
     caplog.set_level(logging.DEBUG, logger=COORDINATOR_LOGGER)
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(command_timeout=0.3)
     data = runtime(entry)
     script = PbxScript(runner)
     script.drop("queue_status")
@@ -477,7 +475,7 @@ async def test_a_poll_cut_short_by_the_connection_loss_keeps_its_data_quietly(
     moment later keeps its data and logs no error: the loss is reported once, by the
     connection handler, and every coordinator polls again when it is back."""
     caplog.set_level(logging.DEBUG, logger=COORDINATOR_LOGGER)
-    entry, _ = await setup_over_ha_mqtt(hass, mqtt_client_mock, {CONF_POLL_INTERVAL: 3600})
+    entry, _ = await setup_over_ha_mqtt(hass, mqtt_client_mock)
     assert entry.state is ConfigEntryState.LOADED
     data = runtime(entry)
     queues_before = data.queues.data

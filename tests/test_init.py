@@ -16,7 +16,6 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx import async_remove_config_entry_device
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     CONF_TOKEN,
     CONF_TRANSPORT,
     DOMAIN,
@@ -94,7 +93,7 @@ async def test_not_ready_when_pbx_is_silent(
 ) -> None:
     runner = await start_simulator(real_broker)
     runner.silent = True
-    entry = add_entry(hass, real_broker, SMALL_PBX, options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry = add_entry(hass, real_broker, SMALL_PBX, command_timeout=0.3)
     try:
         await hass.config_entries.async_setup(entry.entry_id)
 
@@ -113,7 +112,7 @@ async def test_not_ready_when_no_pbx_uses_the_token(
         hass,
         real_broker,
         SMALL_PBX,
-        options={CONF_COMMAND_TIMEOUT: 0.2},
+        command_timeout=0.2,
         data={CONF_TOKEN: "nobody-listens"},
     )
     await hass.config_entries.async_setup(entry.entry_id)

@@ -23,7 +23,6 @@ from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     DOMAIN,
     EVENT_CDR,
 )
@@ -113,7 +112,7 @@ async def test_broker_down_fails_actions_fast(
     smartpbx: SmartPbxFactory,
 ) -> None:
     """While the broker is away an action fails at once instead of waiting its timeout."""
-    entry, _ = await smartpbx(broker=private_broker, options={CONF_COMMAND_TIMEOUT: 30.0})
+    entry, _ = await smartpbx(broker=private_broker, command_timeout=30.0)
     data = runtime(entry)
     private_broker.stop()
     await eventually(lambda: not data.transport.connected)

@@ -19,7 +19,7 @@ from homeassistant.exceptions import HomeAssistantError
 import pytest
 
 import custom_components.smartpbx as integration
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, CONF_POLL_INTERVAL, DOMAIN
+from custom_components.smartpbx.const import DOMAIN
 
 from .integration_helpers import (  # noqa: F401
     SmartPbxFactory,
@@ -57,9 +57,7 @@ async def _queue_status(hass: HomeAssistant) -> None:
 async def test_silent_pbx_goes_unavailable_within_the_bound_and_comes_back(
     hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry, runner = await smartpbx(
-        options={CONF_POLL_INTERVAL: POLL_INTERVAL, CONF_COMMAND_TIMEOUT: COMMAND_TIMEOUT}
-    )
+    entry, runner = await smartpbx(poll_interval=POLL_INTERVAL, command_timeout=COMMAND_TIMEOUT)
     data = runtime(entry)
     caplog.clear()
 
@@ -110,7 +108,7 @@ async def test_pending_requests_stay_bounded(
 ) -> None:
     """Beyond the bound an action fails at once (busy) instead of queueing without end."""
     monkeypatch.setattr(integration, "MAX_PENDING_COMMANDS", 10)
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: COMMAND_TIMEOUT})
+    entry, runner = await smartpbx(command_timeout=COMMAND_TIMEOUT)
     data = runtime(entry)
     runner.silent = True
 

@@ -22,7 +22,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.smartpbx import services
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, DOMAIN
+from custom_components.smartpbx.const import DOMAIN
 from custom_components.smartpbx.pbx.models import Permission
 from smartpbx_sim.runner import SimulatorRunner
 
@@ -286,7 +286,7 @@ async def test_every_action_times_out_clearly(
 
     All actions run at once against one silent PBX, so the test waits one timeout only.
     """
-    _, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 1.0})
+    _, runner = await smartpbx(command_timeout=1.0)
     runner.silent = True
     services_ = sorted(VALID_CALLS)
     results = await asyncio.gather(

@@ -2,7 +2,8 @@
 
 Devices: the PBX, and via it one device per extension, trunk, queue and conference. All
 identifiers derive from the PBX serial (see identifiers.py). Entities of a child device
-are available only while the PBX answers and the child is still listed.
+are available only while their data is fresh and the child is still listed (see
+``SmartPbxEntity.available``).
 """
 
 from __future__ import annotations
@@ -247,7 +248,15 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[C
 
     @property
     def available(self) -> bool:
-        return super().available and self.runtime.health.available and self._present
+        """The one availability rule of the integration.
+
+        An entity is available while the MQTT transport is connected, its coordinator's
+        last poll succeeded (a failed poll raises UpdateFailed; Home Assistant logs the
+        failure and the recovery once each) and the PBX still lists its subject. The
+        connection listener and every poll notify the entities; the repair issue for a
+        PBX that stays silent follows the system coordinator (``__init__.py``).
+        """
+        return self.runtime.client.connected and super().available and self._present
 
     @property
     def _present(self) -> bool:

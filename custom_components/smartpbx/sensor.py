@@ -20,10 +20,9 @@ from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
+from .call_log import CallLog, LastCall
 from .const import BOOT_TIME_TOLERANCE, MAX_CALLS_IN_ATTRIBUTES
 from .coordinator import (
-    CallLog,
-    LastCall,
     QueueData,
     SmartPbxConfigEntry,
     SmartPbxCoordinator,
@@ -490,7 +489,7 @@ QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda queue: (queue.status.strategy if queue.status else "")
-        or queue.queue.strategy
+        or queue.item.strategy
         or None,
     ),
 )

@@ -15,7 +15,6 @@ from datetime import time as dt_time, timedelta
 import json
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -25,6 +24,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.service import async_get_config_entry
 import voluptuous as vol
 
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
@@ -252,47 +252,6 @@ class _Action:
     supports_response: SupportsResponse = SupportsResponse.NONE
     refresh: Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]] | None = None
     """Brings the entities the action changed up to date without waiting for a poll."""
-
-
-# --- resolving the PBX -------------------------------------------------------------------
-
-
-@callback
-def _async_get_entry(hass: HomeAssistant, entry_id: str | None) -> SmartPbxConfigEntry:
-    """The loaded config entry an action is for, or a translated explanation why not."""
-    if entry_id is None:
-        entries = hass.config_entries.async_entries(
-            DOMAIN, include_ignore=False, include_disabled=False
-        )
-        if not entries:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="no_config_entry"
-            )
-        if len(entries) > 1:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="config_entry_ambiguous",
-                translation_placeholders={
-                    "titles": ", ".join(sorted(entry.title for entry in entries))
-                },
-            )
-        entry = entries[0]
-    else:
-        found = hass.config_entries.async_get_entry(entry_id)
-        if found is None or found.domain != DOMAIN:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="config_entry_not_found",
-                translation_placeholders={"config_entry_id": entry_id},
-            )
-        entry = found
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="config_entry_not_loaded",
-            translation_placeholders={"title": entry.title},
-        )
-    return entry
 
 
 # --- calling the library -------------------------------------------------------------------
@@ -609,14 +568,14 @@ def _make_service_handler(
     action: _Action,
 ) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
     async def handle(call: ServiceCall) -> ServiceResponse:
-        entry = _async_get_entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+        entry: SmartPbxConfigEntry = async_get_config_entry(
+            call.hass, DOMAIN, call.data.get(ATTR_CONFIG_ENTRY_ID)
+        )
         runtime = entry.runtime_data
         data = dict(call.data)
         response = await action.handler(runtime, data)
         if action.refresh is not None:
             await action.refresh(runtime, data)
-        if action.supports_response is SupportsResponse.OPTIONAL and not call.return_response:
-            return None
         return response
 
     return handle

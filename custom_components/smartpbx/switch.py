@@ -65,11 +65,7 @@ class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntit
         await self._async_set_paused(False)
 
     async def _async_set_paused(self, paused: bool) -> None:
-        await async_pbx_call(
-            self.runtime.client.queue_pause(
-                self.queue_number, self.agent, paused, timeout=self.runtime.command_timeout
-            ),
-        )
+        await async_pbx_call(self.runtime.client.queue_pause(self.queue_number, self.agent, paused))
         # Read the state back from the PBX rather than assume it.
         await self.coordinator.async_refresh_one(self.queue_number)
 

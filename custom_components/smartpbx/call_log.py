@@ -1,0 +1,119 @@
+"""Today's call counts and the last call, fed by the PBX's call records (CDRs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_time_change
+from homeassistant.util import dt as dt_util
+
+from .pbx.models import CallDisposition, CallRecord
+
+
+def is_missed(record: CallRecord) -> bool:
+    """A call counts as missed when it was not answered, whatever its direction.
+
+    Asterisk writes NO ANSWER, BUSY or FAILED (and occasionally other words, parsed as
+    unknown) for calls nobody picked up; only ANSWERED calls were taken.
+    """
+    return record.disposition is not CallDisposition.ANSWERED
+
+
+@dataclass(frozen=True, slots=True)
+class LastCall:
+    """The most recent CDR, stamped with when Home Assistant received it.
+
+    The CDR's own times are the PBX's local wall clock in an unknown zone; the receive
+    time is a true instant and, as the PBX sends the CDR when the call ends, the end time.
+    """
+
+    received: datetime
+    attributes: dict[str, Any]
+
+    @classmethod
+    def from_record(cls, record: CallRecord, received: datetime) -> LastCall:
+        return cls(
+            received=received,
+            attributes={
+                "src": record.src,
+                "dst": record.dst,
+                "disposition": record.disposition.value,
+                "billsec": record.billsec,
+                "direction": record.direction,
+                "callid": record.callid,
+            },
+        )
+
+
+class CallLog:
+    """Today's call and missed-call counts and the last call, fed by CDR events.
+
+    Counts belong to the local day: they reset at local midnight. The sensors restore
+    them after a restart, but only on the day they were saved.
+    """
+
+    COUNTERS = ("calls_today", "missed_calls_today")
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self._hass = hass
+        self.day: date = dt_util.now().date()
+        self.counts: dict[str, int] = dict.fromkeys(self.COUNTERS, 0)
+        self.last_call: LastCall | None = None
+        self._listeners: set[CALLBACK_TYPE] = set()
+        self._restored: set[str] = set()
+
+    @callback
+    def async_start(self) -> CALLBACK_TYPE:
+        """Reset at every local midnight; returns the unsubscribe."""
+        return async_track_time_change(self._hass, self._async_midnight, hour=0, minute=0, second=0)
+
+    @callback
+    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        self._listeners.add(update_callback)
+        return lambda: self._listeners.discard(update_callback)
+
+    @callback
+    def async_add_record(self, record: CallRecord) -> None:
+        self._roll_over_if_new_day()
+        self.counts["calls_today"] += 1
+        if is_missed(record):
+            self.counts["missed_calls_today"] += 1
+        self.last_call = LastCall.from_record(record, dt_util.utcnow())
+        self._notify()
+
+    @callback
+    def async_restore_count(self, counter: str, day: date, count: int) -> None:
+        """Add a count saved before a restart, if it was saved today (once per counter)."""
+        if counter in self._restored:
+            return
+        self._restored.add(counter)
+        self._roll_over_if_new_day()
+        if day == self.day and count > 0:
+            # Added, not assigned: CDRs received since start-up count too.
+            self.counts[counter] += count
+            self._notify()
+
+    @callback
+    def async_restore_last_call(self, last_call: LastCall) -> None:
+        if self.last_call is None:
+            self.last_call = last_call
+            self._notify()
+
+    @callback
+    def _async_midnight(self, now: datetime) -> None:
+        self._roll_over_if_new_day()
+
+    def _roll_over_if_new_day(self) -> None:
+        today = dt_util.now().date()
+        if today == self.day:
+            return
+        self.day = today
+        self.counts = dict.fromkeys(self.COUNTERS, 0)
+        self._notify()
+
+    def _notify(self) -> None:
+        for update_callback in tuple(self._listeners):
+            update_callback()
