@@ -86,14 +86,12 @@ async def test_diagnostics(
     assert settings["data"][CONF_PASSWORD] == REDACTED
     assert settings["data"][CONF_USERNAME] == REDACTED
     assert settings["data"]["transport"] == "direct"
-    assert settings["options"] == {"poll_interval": 3600, "command_timeout": 0.5}
+    assert "options" not in settings  # there are none (an older version's are ignored)
     assert diagnostics["connection"] == {
         "transport": "direct",
         "connected": True,
         "pbx_answering": True,
-        "available": True,
         "pending_commands": 0,
-        "command_timeout": 0.5,
     }
     counters = diagnostics["counters"]
     assert set(counters) == COUNTERS
@@ -144,7 +142,6 @@ async def test_diagnostics_of_a_silent_pbx(
 
     assert isinstance(diagnostics, dict)
     assert diagnostics["connection"]["pbx_answering"] is False
-    assert diagnostics["connection"]["available"] is False
     system = diagnostics["coordinators"]["Smart PBX system"]
     assert system["last_update_success"] is False
     assert "did not answer deviceInfo" in system["last_error"]

@@ -73,7 +73,6 @@ def _ha_mqtt_entry(hass: HomeAssistant) -> MockConfigEntry:
         title="Office PBX",
         unique_id=SMALL_PBX.serial,
         data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        command_timeout=2.0,
     )
     entry.add_to_hass(hass)
     return entry
