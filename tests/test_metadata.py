@@ -197,7 +197,7 @@ def test_config_flow_errors_and_aborts_are_used() -> None:
 
 
 def test_every_form_field_has_a_label_and_a_description() -> None:
-    for flow in ("config", "options"):
+    for flow in ("config",):
         for step_id, step in TRANSLATIONS[flow]["step"].items():
             data = step.get("data", {})
             descriptions = step.get("data_description", {})

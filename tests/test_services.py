@@ -12,6 +12,7 @@ import dataclasses
 import json
 from typing import Any
 
+from homeassistant.components.diagnostics import REDACTED
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -870,8 +871,8 @@ async def test_send_command_returns_the_raw_reply_without_pins(
         await call(hass, "send_command", {"sub_topic": "conf", "payload": {"cmd": "conf_list"}})
     )
     (room,) = reply["conflist"]
-    assert room["participantpassword"] == services.REDACTED
-    assert room["moderatorpassword"] == services.REDACTED
+    assert room["participantpassword"] == REDACTED
+    assert room["moderatorpassword"] == REDACTED
     assert runner.pbx.conferences["7001"].participantpassword not in json.dumps(reply)
 
     assert (

@@ -122,6 +122,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         live_calls=live_calls,
         call_log=call_log,
         pbx_device_id=pbx_device.id,
+        connected=client.connected,
     )
 
     entry.async_on_unload(client.add_event_listener(_event_handler(data)))
@@ -230,18 +231,16 @@ def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
 def _connection_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[bool], None]:
     """Tell every entity when the broker connection goes or comes back; catch up after.
 
-    Entities derive their availability from the connection (entity.py); both transports
-    log the loss and the return once each already.
+    Entities derive their availability from the state reported here (entity.py): the
+    transport's ``connected`` property may lag behind its report. Both transports log the
+    loss and the return once each already.
     """
-
-    was_connected = data.client.connected
 
     @callback
     def handle(connected: bool) -> None:
-        nonlocal was_connected
-        if connected == was_connected:
+        if connected == data.connected:
             return
-        was_connected = connected
+        data.connected = connected
         for coordinator in data.coordinators:
             coordinator.async_update_listeners()
             if connected:
@@ -264,7 +263,7 @@ def _silence_handler(data: SmartPbxData, silence: PbxSilenceWatch) -> Callable[[
 
     @callback
     def handle() -> None:
-        if not data.client.connected:
+        if not data.connected:
             silence.async_pause()
         elif data.system.last_update_success:
             silence.async_answered()

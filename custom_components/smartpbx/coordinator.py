@@ -414,6 +414,8 @@ class SmartPbxData:
     call_log: CallLog
     pbx_device_id: str
     """Device registry id of the PBX, the via_device of every other device."""
+    connected: bool
+    """What the transport last reported: is the MQTT connection up."""
     extension_devices: dict[str, HaDeviceInfo] = field(default_factory=dict)
     """One DeviceInfo per extension, shared by its entities (see entity.py)."""
 

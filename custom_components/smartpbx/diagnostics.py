@@ -43,7 +43,7 @@ async def async_get_config_entry_diagnostics(
         },
         "connection": {
             "transport": entry.data.get(CONF_TRANSPORT),
-            "connected": client.connected,
+            "connected": data.connected,
             "pbx_answering": data.system.last_update_success,
             "pending_commands": client.pending_count,
         },

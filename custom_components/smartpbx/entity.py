@@ -256,7 +256,7 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[C
         connection listener and every poll notify the entities; the repair issue for a
         PBX that stays silent follows the system coordinator (``__init__.py``).
         """
-        return self.runtime.client.connected and super().available and self._present
+        return self.runtime.connected and super().available and self._present
 
     @property
     def _present(self) -> bool:

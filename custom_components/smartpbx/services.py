@@ -10,11 +10,13 @@ allowed characters). Both kinds of rejection surface as a translated
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import time as dt_time, timedelta
+from enum import Enum
 import json
 from typing import Any
 
+from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -32,33 +34,11 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxData
 from .pbx import validation
 from .pbx.models import (
     CommandReply,
-    ConferenceMember,
-    ConferenceStatus,
     ListenMode,
-    LiveCall,
     Permission,
-    QueueMember,
-    QueueStatus,
 )
 from .pbx.topics import CommandTopic
 from .translated_errors import async_pbx_call
-
-SERVICE_DIAL = "dial"
-SERVICE_HANGUP = "hangup"
-SERVICE_LISTEN = "listen"
-SERVICE_QUEUE_ADD = "queue_add"
-SERVICE_QUEUE_REMOVE = "queue_remove"
-SERVICE_QUEUE_PAUSE = "queue_pause"
-SERVICE_CONFERENCE_INVITE = "conference_invite"
-SERVICE_CONFERENCE_KICK = "conference_kick"
-SERVICE_CONFERENCE_MUTE = "conference_mute"
-SERVICE_CONFERENCE_UNMUTE = "conference_unmute"
-SERVICE_SET_EXTENSION = "set_extension"
-SERVICE_SET_WAKEUP_CALL = "set_wakeup_call"
-SERVICE_GET_LIVE_CALLS = "get_live_calls"
-SERVICE_GET_QUEUE_STATUS = "get_queue_status"
-SERVICE_GET_CONFERENCE_STATUS = "get_conference_status"
-SERVICE_SEND_COMMAND = "send_command"
 
 ATTR_CALLER = "caller"
 ATTR_CALLEE = "callee"
@@ -97,7 +77,6 @@ SUB_TOPICS = [topic.value for topic in CommandTopic]
 # Raw replies may carry conference PINs (conf_list); they never leave Home Assistant's
 # core through an action response, which automation traces store on disk.
 _SECRET_REPLY_KEYS = frozenset({"participantpassword", "moderatorpassword"})
-REDACTED = "**REDACTED**"
 
 # The schema bounds lengths with the library's own limits; the library then checks the
 # characters (digits for numbers, TECH/resource for channels...).
@@ -270,77 +249,20 @@ def _exactly_one(data: Mapping[str, Any], first: str, second: str) -> None:
 # --- JSON-serialisable responses ---------------------------------------------------------------
 
 
-def _seconds(value: timedelta | None) -> int | None:
-    return None if value is None else int(value.total_seconds())
-
-
-def _live_call_response(live_call: LiveCall) -> dict[str, Any]:
-    return {
-        "callid": live_call.callid,
-        "caller": live_call.caller,
-        "source": live_call.source,
-        "called": live_call.called,
-        "destination": live_call.destination,
-        "duration": _seconds(live_call.duration),
-        "state": live_call.state,
-        "direction": live_call.direction,
-        "recording": live_call.recording,
-    }
-
-
-def _queue_member_response(member: QueueMember) -> dict[str, Any]:
-    return {
-        "agent": member.agent,
-        "state": member.state.value,
-        "state_code": member.state_code,
-        "paused": member.paused,
-    }
-
-
-def _queue_status_response(status: QueueStatus) -> dict[str, Any]:
-    return {
-        "queue": status.queue,
-        "strategy": status.strategy,
-        "max_callers": status.max_callers,
-        "calls": status.calls,
-        "hold_time": status.hold_time,
-        "talk_time": status.talk_time,
-        "completed": status.completed,
-        "abandoned": status.abandoned,
-        "members": [_queue_member_response(member) for member in status.members],
-    }
-
-
-def _conference_member_response(member: ConferenceMember) -> dict[str, Any]:
-    return {
-        "callerid": member.callerid,
-        "channel": member.channel,
-        "admin": member.admin,
-        "marked_user": member.marked_user,
-        "wait_marked": member.wait_marked,
-        "waiting": member.waiting,
-        "muted": member.muted,
-        "talking": member.talking,
-        "answered_time": _seconds(member.answered_time),
-    }
-
-
-def _conference_status_response(status: ConferenceStatus) -> dict[str, Any]:
-    return {
-        "conference": status.conference,
-        "members": [_conference_member_response(member) for member in status.members],
-    }
-
-
-def _redact_secrets(value: Any) -> Any:
-    """A copy of a raw reply with every conference PIN replaced."""
-    if isinstance(value, Mapping):
+def _response(value: Any) -> Any:
+    """A library model as JSON: its fields but ``raw``; durations in whole seconds."""
+    if is_dataclass(value) and not isinstance(value, type):
         return {
-            key: REDACTED if key in _SECRET_REPLY_KEYS and item else _redact_secrets(item)
-            for key, item in value.items()
+            item.name: _response(getattr(value, item.name))
+            for item in fields(value)
+            if item.name != "raw"
         }
-    if isinstance(value, list):
-        return [_redact_secrets(item) for item in value]
+    if isinstance(value, tuple):
+        return [_response(item) for item in value]
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, Enum):
+        return value.value
     return value
 
 
@@ -481,19 +403,21 @@ async def _set_wakeup_call(runtime: SmartPbxData, data: dict[str, Any]) -> Servi
 
 async def _get_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     calls = await async_pbx_call(runtime.client.live_calls())
-    return {"calls": [_live_call_response(live_call) for live_call in calls]}
+    return {"calls": _response(calls)}
 
 
 async def _get_queue_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     status = await async_pbx_call(runtime.client.queue_status(data[ATTR_QUEUE]))
-    return _queue_status_response(status)
+    response: dict[str, Any] = _response(status)
+    return response
 
 
 async def _get_conference_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     status = await async_pbx_call(
         runtime.client.conf_status(data[ATTR_CONFERENCE]), _CONFERENCE_FIELDS
     )
-    return _conference_status_response(status)
+    response: dict[str, Any] = _response(status)
+    return response
 
 
 async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
@@ -502,8 +426,7 @@ async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceR
         runtime.client.command(data[ATTR_SUB_TOPIC], payload),
         {"cmd": ATTR_PAYLOAD},
     )
-    redacted: dict[str, Any] = _redact_secrets(reply.raw)
-    return redacted
+    return async_redact_data(reply.raw, _SECRET_REPLY_KEYS)
 
 
 # --- refreshing what an action changed -----------------------------------------------------
@@ -527,40 +450,38 @@ async def _refresh_system(runtime: SmartPbxData, data: dict[str, Any]) -> None:
 
 
 ACTIONS: dict[str, _Action] = {
-    SERVICE_DIAL: _Action(DIAL_SCHEMA, _dial, SupportsResponse.OPTIONAL, _refresh_live_calls),
-    SERVICE_HANGUP: _Action(HANGUP_SCHEMA, _hangup, refresh=_refresh_live_calls),
-    SERVICE_LISTEN: _Action(LISTEN_SCHEMA, _listen, SupportsResponse.OPTIONAL, _refresh_live_calls),
-    SERVICE_QUEUE_ADD: _Action(QUEUE_MEMBER_SCHEMA, _queue_add, refresh=_refresh_queue),
-    SERVICE_QUEUE_REMOVE: _Action(QUEUE_MEMBER_SCHEMA, _queue_remove, refresh=_refresh_queue),
-    SERVICE_QUEUE_PAUSE: _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queue),
-    SERVICE_CONFERENCE_INVITE: _Action(
+    "dial": _Action(DIAL_SCHEMA, _dial, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    "hangup": _Action(HANGUP_SCHEMA, _hangup, refresh=_refresh_live_calls),
+    "listen": _Action(LISTEN_SCHEMA, _listen, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    "queue_add": _Action(QUEUE_MEMBER_SCHEMA, _queue_add, refresh=_refresh_queue),
+    "queue_remove": _Action(QUEUE_MEMBER_SCHEMA, _queue_remove, refresh=_refresh_queue),
+    "queue_pause": _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queue),
+    "conference_invite": _Action(
         CONFERENCE_INVITE_SCHEMA, _conference_invite, refresh=_refresh_conference
     ),
-    SERVICE_CONFERENCE_KICK: _Action(
+    "conference_kick": _Action(
         CONFERENCE_MEMBER_SCHEMA,
         _conference_member_action(lambda r: r.client.conf_kick),
         refresh=_refresh_conference,
     ),
-    SERVICE_CONFERENCE_MUTE: _Action(
+    "conference_mute": _Action(
         CONFERENCE_MEMBER_SCHEMA,
         _conference_member_action(lambda r: r.client.conf_mute),
         refresh=_refresh_conference,
     ),
-    SERVICE_CONFERENCE_UNMUTE: _Action(
+    "conference_unmute": _Action(
         CONFERENCE_MEMBER_SCHEMA,
         _conference_member_action(lambda r: r.client.conf_unmute),
         refresh=_refresh_conference,
     ),
-    SERVICE_SET_EXTENSION: _Action(SET_EXTENSION_SCHEMA, _set_extension, refresh=_refresh_system),
-    SERVICE_SET_WAKEUP_CALL: _Action(SET_WAKEUP_CALL_SCHEMA, _set_wakeup_call),
-    SERVICE_GET_LIVE_CALLS: _Action(GET_LIVE_CALLS_SCHEMA, _get_live_calls, SupportsResponse.ONLY),
-    SERVICE_GET_QUEUE_STATUS: _Action(
-        GET_QUEUE_STATUS_SCHEMA, _get_queue_status, SupportsResponse.ONLY
-    ),
-    SERVICE_GET_CONFERENCE_STATUS: _Action(
+    "set_extension": _Action(SET_EXTENSION_SCHEMA, _set_extension, refresh=_refresh_system),
+    "set_wakeup_call": _Action(SET_WAKEUP_CALL_SCHEMA, _set_wakeup_call),
+    "get_live_calls": _Action(GET_LIVE_CALLS_SCHEMA, _get_live_calls, SupportsResponse.ONLY),
+    "get_queue_status": _Action(GET_QUEUE_STATUS_SCHEMA, _get_queue_status, SupportsResponse.ONLY),
+    "get_conference_status": _Action(
         GET_CONFERENCE_STATUS_SCHEMA, _get_conference_status, SupportsResponse.ONLY
     ),
-    SERVICE_SEND_COMMAND: _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
+    "send_command": _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
 }
 
 
