@@ -8,6 +8,7 @@ from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_change
+from homeassistant.helpers.restore_state import ExtraStoredData
 from homeassistant.util import dt as dt_util
 
 from .pbx.models import CallDisposition, CallRecord
@@ -117,3 +118,45 @@ class CallLog:
     def _notify(self) -> None:
         for update_callback in tuple(self._listeners):
             update_callback()
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCount(ExtraStoredData):
+    """A daily counter as saved across restarts: the count and the day it belongs to."""
+
+    day: date
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"day": self.day.isoformat(), "count": self.count}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> DailyCount | None:
+        try:
+            return cls(day=date.fromisoformat(stored["day"]), count=int(stored["count"]))
+        except KeyError, TypeError, ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLastCall(ExtraStoredData):
+    """The last call as saved across restarts."""
+
+    last_call: LastCall
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.last_call.received.isoformat(),
+            "attributes": self.last_call.attributes,
+        }
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> LastCall | None:
+        try:
+            received = dt_util.parse_datetime(stored["received"])
+            attributes = dict(stored["attributes"])
+        except KeyError, TypeError, ValueError:
+            return None
+        if received is None:
+            return None
+        return LastCall(received=received, attributes=attributes)

@@ -30,7 +30,7 @@ from .const import (
 )
 from .coordinator import SmartPbxConfigEntry
 from .entity import display_name
-from .identifiers import extension_identifier, pbx_identifier
+from .identifiers import extension_identifier
 from .pbx.models import (
     CallRecord,
     ExtensionStatusEvent,
@@ -71,17 +71,6 @@ class _EventRelay:
         self._serial = entry.runtime_data.serial
         self._device_registry = dr.async_get(hass)
         self._signal = pbx_event_signal(entry.entry_id)
-        self._pbx_device_id: str | None = None
-
-    def _device_id(self) -> str | None:
-        # The PBX device exists from set-up on; cached once found, as it never changes.
-        if self._pbx_device_id is None and (
-            device := self._device_registry.async_get_device_by_identifier(
-                pbx_identifier(self._serial), self._entry.entry_id
-            )
-        ):
-            self._pbx_device_id = device.id
-        return self._pbx_device_id
 
     def _extension_device_id(self, *numbers: str) -> str | None:
         """The device of the first of ``numbers`` that is an extension of this PBX."""
@@ -102,7 +91,7 @@ class _EventRelay:
     def _base(self, *numbers: str) -> dict[str, Any]:
         return {
             ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
-            ATTR_DEVICE_ID: self._device_id(),
+            ATTR_DEVICE_ID: self._entry.runtime_data.pbx_device_id,
             ATTR_EXTENSION_DEVICE_ID: self._extension_device_id(*numbers),
         }
 
@@ -167,7 +156,7 @@ class _EventRelay:
             case _:
                 return EVENT_UNKNOWN, {
                     ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
-                    ATTR_DEVICE_ID: self._device_id(),
+                    ATTR_DEVICE_ID: self._entry.runtime_data.pbx_device_id,
                     "event": event.event,
                     "payload": _plain(event.raw),
                 }

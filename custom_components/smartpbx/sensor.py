@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -16,13 +16,14 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory, UnitOfElectricPotential, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
+from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .call_log import CallLog, LastCall
+from .call_log import CallLog, DailyCount, StoredLastCall
 from .const import BOOT_TIME_TOLERANCE, MAX_CALLS_IN_ATTRIBUTES
 from .coordinator import (
+    ConferenceData,
     QueueData,
     SmartPbxConfigEntry,
     SmartPbxCoordinator,
@@ -31,16 +32,23 @@ from .coordinator import (
     peer_of_extension,
 )
 from .entity import (
-    ConferenceEntity,
     ExtensionEntity,
+    ListedEntity,
     PbxEntity,
-    QueueEntity,
     TrunkEntity,
     async_add_entities_for_new_keys,
     display_name,
     pbx_device_info,
 )
-from .pbx.models import Extension, ExtensionState, LiveCall, Trunk, TrunkState, TrunkType
+from .pbx.models import (
+    Extension,
+    ExtensionState,
+    LiveCall,
+    QueueStatus,
+    Trunk,
+    TrunkState,
+    TrunkType,
+)
 
 # Coordinator entities: updates come from coordinators, no entity polls on its own.
 PARALLEL_UPDATES = 0
@@ -167,48 +175,6 @@ class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
 
 
 # --- call records -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DailyCount(ExtraStoredData):
-    """A daily counter as saved across restarts: the count and the day it belongs to."""
-
-    day: date
-    count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"day": self.day.isoformat(), "count": self.count}
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> DailyCount | None:
-        try:
-            return cls(day=date.fromisoformat(stored["day"]), count=int(stored["count"]))
-        except KeyError, TypeError, ValueError:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLastCall(ExtraStoredData):
-    """The last call as saved across restarts."""
-
-    last_call: LastCall
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "received": self.last_call.received.isoformat(),
-            "attributes": self.last_call.attributes,
-        }
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> LastCall | None:
-        try:
-            received = dt_util.parse_datetime(stored["received"])
-            attributes = dict(stored["attributes"])
-        except KeyError, TypeError, ValueError:
-            return None
-        if received is None:
-            return None
-        return LastCall(received=received, attributes=attributes)
 
 
 CALL_COUNTERS: tuple[SensorEntityDescription, ...] = (
@@ -448,24 +414,29 @@ class QueueSensorEntityDescription(SensorEntityDescription):
     value_fn: Callable[[QueueData], StateType]
 
 
+def _queue_status[T](read: Callable[[QueueStatus], T]) -> Callable[[QueueData], T | None]:
+    """``read`` of the queue's status; None while the PBX refuses the status."""
+    return lambda queue: None if queue.status is None else read(queue.status)
+
+
 QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
     QueueSensorEntityDescription(
         key="waiting_calls",
         translation_key="waiting_calls",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda queue: queue.status.calls if queue.status else None,
+        value_fn=_queue_status(lambda status: status.calls),
     ),
     QueueSensorEntityDescription(
         key="completed_calls",
         translation_key="completed_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda queue: queue.status.completed if queue.status else None,
+        value_fn=_queue_status(lambda status: status.completed),
     ),
     QueueSensorEntityDescription(
         key="abandoned_calls",
         translation_key="abandoned_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda queue: queue.status.abandoned if queue.status else None,
+        value_fn=_queue_status(lambda status: status.abandoned),
     ),
     QueueSensorEntityDescription(
         key="hold_time",
@@ -473,7 +444,7 @@ QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.DURATION,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.SECONDS,
-        value_fn=lambda queue: queue.status.hold_time if queue.status else None,
+        value_fn=_queue_status(lambda status: status.hold_time),
     ),
     QueueSensorEntityDescription(
         key="talk_time",
@@ -481,7 +452,7 @@ QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.DURATION,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.SECONDS,
-        value_fn=lambda queue: queue.status.talk_time if queue.status else None,
+        value_fn=_queue_status(lambda status: status.talk_time),
     ),
     QueueSensorEntityDescription(
         key="strategy",
@@ -495,14 +466,14 @@ QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
 )
 
 
-class QueueSensor(QueueEntity[SmartPbxCoordinator[Any]], SensorEntity):
+class QueueSensor(ListedEntity[QueueData], SensorEntity):
     """A sensor of a queue."""
 
     entity_description: QueueSensorEntityDescription
 
     @property
     def native_value(self) -> StateType:
-        if (queue := self.queue_data) is None:
+        if (queue := self.listed) is None:
             return None
         return self.entity_description.value_fn(queue)
 
@@ -516,7 +487,7 @@ PARTICIPANTS = SensorEntityDescription(
 )
 
 
-class ConferenceParticipantsSensor(ConferenceEntity[SmartPbxCoordinator[Any]], SensorEntity):
+class ConferenceParticipantsSensor(ListedEntity[ConferenceData], SensorEntity):
     """How many are in a conference room, with their numbers and mute state.
 
     The room's PINs (on the Conference model) are deliberately never read here.
@@ -526,14 +497,14 @@ class ConferenceParticipantsSensor(ConferenceEntity[SmartPbxCoordinator[Any]], S
 
     @property
     def native_value(self) -> int | None:
-        conference = self.conference_data
+        conference = self.listed
         if conference is None or conference.status is None:
             return None
         return len(conference.status.members)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        conference = self.conference_data
+        conference = self.listed
         if conference is None or conference.status is None:
             return None
         return {

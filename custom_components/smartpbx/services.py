@@ -38,7 +38,7 @@ from .pbx.models import (
     Permission,
 )
 from .pbx.topics import CommandTopic
-from .translated_errors import async_pbx_call
+from .translated_errors import async_pbx_call, translated_schema
 
 ATTR_CALLER = "caller"
 ATTR_CALLEE = "callee"
@@ -111,31 +111,6 @@ def _bounded_payload(value: Any) -> dict[str, Any]:
     if not isinstance(command, str) or not command.strip():
         raise vol.Invalid("must contain a non-empty string 'cmd'")
     return dict(value)
-
-
-def _validated(schema: vol.Schema) -> Any:
-    """Wrap a schema so its rejections become translated ServiceValidationErrors.
-
-    Home Assistant passes an action schema's own ``vol.Invalid`` through untranslated;
-    the wrapper names the offending field in the user's language instead.
-    """
-
-    def validate(data: Any) -> Any:
-        try:
-            return schema(data)
-        except vol.Invalid as err:
-            errors = getattr(err, "errors", None) or [err]
-            first = errors[0]
-            field = ".".join(str(part) for part in first.path) or "data"
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_argument",
-                translation_placeholders={"field": field, "reason": first.error_message},
-            ) from err
-
-    # Typed Any: Home Assistant declares probatio's schema types, which type checkers do
-    # not equate with the voluptuous names this module imports (aliased at run time).
-    return vol.All(validate)
 
 
 DIAL_SCHEMA = vol.Schema(
@@ -233,9 +208,6 @@ class _Action:
     """Brings the entities the action changed up to date without waiting for a poll."""
 
 
-# --- calling the library -------------------------------------------------------------------
-
-
 def _exactly_one(data: Mapping[str, Any], first: str, second: str) -> None:
     """Reject calls that give both or neither of two alternative fields."""
     if (first in data) == (second in data):
@@ -284,7 +256,7 @@ async def _dial(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
 async def _hangup(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     _exactly_one(data, ATTR_CALLID, ATTR_CHANNEL)
     await async_pbx_call(
-        runtime.client.hangup(data.get(ATTR_CALLID), channel=data.get(ATTR_CHANNEL)),
+        runtime.client.hangup(data.get(ATTR_CALLID), channel=data.get(ATTR_CHANNEL))
     )
     return None
 
@@ -299,22 +271,18 @@ async def _listen(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceRespons
 
 
 async def _queue_add(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await async_pbx_call(
-        runtime.client.queue_add(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
-    )
+    await async_pbx_call(runtime.client.queue_add(data[ATTR_QUEUE], data[ATTR_EXTENSION]))
     return None
 
 
 async def _queue_remove(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await async_pbx_call(
-        runtime.client.queue_remove(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
-    )
+    await async_pbx_call(runtime.client.queue_remove(data[ATTR_QUEUE], data[ATTR_EXTENSION]))
     return None
 
 
 async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     await async_pbx_call(
-        runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED]),
+        runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED])
     )
     return None
 
@@ -510,6 +478,6 @@ def async_setup_services(hass: HomeAssistant) -> None:
             DOMAIN,
             service,
             _make_service_handler(action),
-            schema=_validated(action.schema),
+            schema=translated_schema(action.schema),
             supports_response=action.supports_response,
         )
