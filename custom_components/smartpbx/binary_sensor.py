@@ -16,7 +16,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
-from .entity import ExtensionEntity, PbxEntity, TrunkEntity, async_add_entities_for_new_keys
+from .entity import (
+    ExtensionEntity,
+    PbxEntity,
+    TrunkEntity,
+    async_add_extension_entities,
+    async_add_trunk_entities,
+)
 from .pbx.models import Extension, ExtensionState, Trunk, TrunkState
 
 PARALLEL_UPDATES = 0
@@ -117,27 +123,19 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data)])
 
-    def extension_sensors(number: str) -> list[ExtensionBinarySensor]:
-        extension = data.system.data.extensions[number]
-        return [
+    async_add_extension_entities(
+        entry,
+        async_add_entities,
+        lambda extension: [
             ExtensionBinarySensor(data.system, data, description, extension)
             for description in EXTENSION_BINARY_SENSORS
-        ]
-
-    def trunk_sensors(name: str) -> list[TrunkBinarySensor]:
-        trunk = data.system.data.trunks[name]
-        return [
+        ],
+    )
+    async_add_trunk_entities(
+        entry,
+        async_add_entities,
+        lambda trunk: [
             TrunkBinarySensor(data.system, data, description, trunk)
             for description in TRUNK_BINARY_SENSORS
-        ]
-
-    async_add_entities_for_new_keys(
-        entry,
-        data.system,
-        lambda: data.system.data.extensions,
-        extension_sensors,
-        async_add_entities,
-    )
-    async_add_entities_for_new_keys(
-        entry, data.system, lambda: data.system.data.trunks, trunk_sensors, async_add_entities
+        ],
     )

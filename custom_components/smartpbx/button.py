@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, calls_of_extension
-from .entity import ExtensionEntity, async_add_entities_for_new_keys
+from .entity import ExtensionEntity, async_add_extension_entities
 from .translated_errors import async_pbx_call
 
 # Each press sends commands to the PBX; one at a time per platform is plenty.
@@ -52,15 +52,8 @@ async def async_setup_entry(
 ) -> None:
     """Add a hang-up button per extension."""
     data = entry.runtime_data
-
-    def extension_buttons(number: str) -> list[HangUpButton]:
-        extension = data.system.data.extensions[number]
-        return [HangUpButton(data.system, data, HANG_UP, extension)]
-
-    async_add_entities_for_new_keys(
+    async_add_extension_entities(
         entry,
-        data.system,
-        lambda: data.system.data.extensions,
-        extension_buttons,
         async_add_entities,
+        lambda extension: [HangUpButton(data.system, data, HANG_UP, extension)],
     )

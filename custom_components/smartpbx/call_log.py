@@ -1,17 +1,30 @@
-"""Today's call counts and the last call, fed by the PBX's call records (CDRs)."""
+"""Today's call counts and the last call, fed by the PBX's call records (CDRs).
+
+The call log and its sensors are not fed by polling; the sensor platform adds them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_change
-from homeassistant.helpers.restore_state import ExtraStoredData
+from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.util import dt as dt_util
 
+from .entity import pbx_device_info
 from .pbx.models import CallDisposition, CallRecord
+
+if TYPE_CHECKING:
+    from .coordinator import SmartPbxData
 
 
 def is_missed(record: CallRecord) -> bool:
@@ -160,3 +173,90 @@ class StoredLastCall(ExtraStoredData):
         if received is None:
             return None
         return LastCall(received=received, attributes=attributes)
+
+
+# --- the sensors that show it (sensor platform) ---------------------------------------
+
+
+CALL_COUNTERS: tuple[SensorEntityDescription, ...] = (
+    SensorEntityDescription(
+        key="calls_today",
+        translation_key="calls_today",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+    ),
+    SensorEntityDescription(
+        key="missed_calls_today",
+        translation_key="missed_calls_today",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+    ),
+)
+
+LAST_CALL = SensorEntityDescription(
+    key="last_call",
+    translation_key="last_call",
+    device_class=SensorDeviceClass.TIMESTAMP,
+)
+
+
+class CallLogSensor(SensorEntity, RestoreEntity):
+    """A sensor fed by CDR events, not by polling.
+
+    It stays available while the PBX is unreachable: what it shows is history, still
+    true, and CDRs the broker kept for us arrive when the connection returns.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, runtime: SmartPbxData, description: SensorEntityDescription) -> None:
+        self.entity_description = description
+        self.call_log: CallLog = runtime.call_log
+        self._attr_unique_id = f"{runtime.serial}_{description.key}"
+        self._attr_device_info = pbx_device_info(runtime.system.data.device_info)
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        if (stored := await self.async_get_last_extra_data()) is not None:
+            self._restore(stored.as_dict())
+        self.async_on_remove(self.call_log.async_add_listener(self.async_write_ha_state))
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class CallCounterSensor(CallLogSensor):
+    """Calls (or missed calls) today; zero again at local midnight."""
+
+    @property
+    def native_value(self) -> int:
+        return self.call_log.counts[self.entity_description.key]
+
+    @property
+    def extra_restore_state_data(self) -> DailyCount:
+        return DailyCount(day=self.call_log.day, count=self.native_value)
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        if (saved := DailyCount.from_dict(stored)) is not None:
+            self.call_log.async_restore_count(self.entity_description.key, saved.day, saved.count)
+
+
+class LastCallSensor(CallLogSensor):
+    """When the last call ended, with the fields of its CDR."""
+
+    @property
+    def native_value(self) -> datetime | None:
+        return None if self.call_log.last_call is None else self.call_log.last_call.received
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        return None if self.call_log.last_call is None else self.call_log.last_call.attributes
+
+    @property
+    def extra_restore_state_data(self) -> StoredLastCall | None:
+        if self.call_log.last_call is None:
+            return None
+        return StoredLastCall(self.call_log.last_call)
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        if (saved := StoredLastCall.from_dict(stored)) is not None:
+            self.call_log.async_restore_last_call(saved)

@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -35,7 +35,6 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.device_registry import DeviceInfo as HaDeviceInfo
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .call_log import CallLog
 from .const import (
     DOMAIN,
     LIVE_CALL_REFRESH_COOLDOWN,
@@ -61,6 +60,9 @@ from .pbx.models import (
 from .pbx.transport import Transport
 from .probe import async_ask_device_info
 from .translated_errors import pbx_error_translation
+
+if TYPE_CHECKING:
+    from .call_log import CallLog
 
 type SmartPbxConfigEntry = ConfigEntry[SmartPbxData]
 

@@ -445,6 +445,40 @@ def async_add_entities_for_new_keys[KeyT](
 
 
 @callback
+def async_add_extension_entities(
+    entry: SmartPbxConfigEntry,
+    async_add_entities: Callable[[list[Entity]], None],
+    create: Callable[[Extension], Iterable[Entity]],
+) -> None:
+    """Entities for every extension now, and for each extension the PBX lists later."""
+    system = entry.runtime_data.system
+    async_add_entities_for_new_keys(
+        entry,
+        system,
+        lambda: system.data.extensions,
+        lambda number: create(system.data.extensions[number]),
+        async_add_entities,
+    )
+
+
+@callback
+def async_add_trunk_entities(
+    entry: SmartPbxConfigEntry,
+    async_add_entities: Callable[[list[Entity]], None],
+    create: Callable[[Trunk], Iterable[Entity]],
+) -> None:
+    """Entities for every trunk now, and for each trunk the PBX lists later."""
+    system = entry.runtime_data.system
+    async_add_entities_for_new_keys(
+        entry,
+        system,
+        lambda: system.data.trunks,
+        lambda name: create(system.data.trunks[name]),
+        async_add_entities,
+    )
+
+
+@callback
 def async_remove_entities_of_vanished_keys(
     hass: HomeAssistant, unique_ids: Iterable[str], domain: str
 ) -> None:

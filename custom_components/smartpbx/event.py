@@ -19,7 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import LOGGER
 from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxSystemCoordinator
-from .entity import ExtensionEntity, PbxEntity, async_add_entities_for_new_keys
+from .entity import ExtensionEntity, PbxEntity, async_add_extension_entities
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
 
@@ -186,10 +186,10 @@ async def async_setup_entry(
         SmartPbxEventEntity(system, runtime, description) for description in PBX_EVENT_DESCRIPTIONS
     )
 
-    def create(number: str) -> list[SmartPbxExtensionEventEntity]:
-        extension = system.data.extensions[number]
-        return [SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)]
-
-    async_add_entities_for_new_keys(
-        entry, system, lambda: system.data.extensions, create, async_add_entities
+    async_add_extension_entities(
+        entry,
+        async_add_entities,
+        lambda extension: [
+            SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)
+        ],
     )
