@@ -20,8 +20,7 @@ from .entity import (
     ExtensionEntity,
     PbxEntity,
     TrunkEntity,
-    async_add_extension_entities,
-    async_add_trunk_entities,
+    async_add_system_entities,
 )
 from .pbx.models import Extension, ExtensionState, Trunk, TrunkState
 
@@ -123,17 +122,19 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data)])
 
-    async_add_extension_entities(
+    async_add_system_entities(
         entry,
         async_add_entities,
+        lambda system: system.extensions,
         lambda extension: [
             ExtensionBinarySensor(data.system, data, description, extension)
             for description in EXTENSION_BINARY_SENSORS
         ],
     )
-    async_add_trunk_entities(
+    async_add_system_entities(
         entry,
         async_add_entities,
+        lambda system: system.trunks,
         lambda trunk: [
             TrunkBinarySensor(data.system, data, description, trunk)
             for description in TRUNK_BINARY_SENSORS

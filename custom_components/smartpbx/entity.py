@@ -8,7 +8,7 @@ are available only while their data is fresh and the child is still listed (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -19,7 +19,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
+from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData, SystemData
 from .identifiers import (
     conference_identifier,
     extension_identifier,
@@ -445,35 +445,22 @@ def async_add_entities_for_new_keys[KeyT](
 
 
 @callback
-def async_add_extension_entities(
+def async_add_system_entities[ItemT: (Extension, Trunk)](
     entry: SmartPbxConfigEntry,
     async_add_entities: Callable[[list[Entity]], None],
-    create: Callable[[Extension], Iterable[Entity]],
+    items: Callable[[SystemData], Mapping[str, ItemT]],
+    create: Callable[[ItemT], Iterable[Entity]],
 ) -> None:
-    """Entities for every extension now, and for each extension the PBX lists later."""
+    """Entities for every extension (or trunk) now, and for each the PBX lists later.
+
+    ``items`` picks the extensions or the trunks out of the system data.
+    """
     system = entry.runtime_data.system
     async_add_entities_for_new_keys(
         entry,
         system,
-        lambda: system.data.extensions,
-        lambda number: create(system.data.extensions[number]),
-        async_add_entities,
-    )
-
-
-@callback
-def async_add_trunk_entities(
-    entry: SmartPbxConfigEntry,
-    async_add_entities: Callable[[list[Entity]], None],
-    create: Callable[[Trunk], Iterable[Entity]],
-) -> None:
-    """Entities for every trunk now, and for each trunk the PBX lists later."""
-    system = entry.runtime_data.system
-    async_add_entities_for_new_keys(
-        entry,
-        system,
-        lambda: system.data.trunks,
-        lambda name: create(system.data.trunks[name]),
+        lambda: items(system.data),
+        lambda key: create(items(system.data)[key]),
         async_add_entities,
     )
 

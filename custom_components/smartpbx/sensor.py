@@ -36,8 +36,7 @@ from .entity import (
     PbxEntity,
     TrunkEntity,
     async_add_entities_for_new_keys,
-    async_add_extension_entities,
-    async_add_trunk_entities,
+    async_add_system_entities,
     display_name,
 )
 from .pbx.models import (
@@ -430,16 +429,18 @@ async def async_setup_entry(
         ]
     )
 
-    async_add_extension_entities(
+    async_add_system_entities(
         entry,
         async_add_entities,
+        lambda system: system.extensions,
         lambda extension: [
             ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS
         ],
     )
-    async_add_trunk_entities(
+    async_add_system_entities(
         entry,
         async_add_entities,
+        lambda system: system.trunks,
         lambda trunk: [
             TrunkSensor(data.system, data, description, trunk)
             for description in TRUNK_SENSORS
