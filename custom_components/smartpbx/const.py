@@ -19,7 +19,6 @@ CONF_VERIFY_SSL: Final = "verify_ssl"
 # CONF_HOST, CONF_PORT, CONF_USERNAME, CONF_PASSWORD come from homeassistant.const
 
 DEFAULT_PORT: Final = 1883
-DEFAULT_TLS_PORT: Final = 8883
 
 # How long the PBX may stay silent before a repair issue suggests reconfiguring.
 SILENT_REPAIR_AFTER: Final = timedelta(minutes=15)
