@@ -63,25 +63,6 @@ _BROKER_FIELDS: Final = (
 
 # Schemas are typed Any: Home Assistant's signatures name probatio's Schema, which type
 # checkers do not equate with the voluptuous name imported here (aliased at run time).
-_DIRECT_SCHEMA: Final[Any] = vol.Schema(
-    {
-        vol.Required(CONF_HOST): TextSelector(TextSelectorConfig(autocomplete="off")),
-        vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
-            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
-        ),
-        vol.Optional(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
-        vol.Optional(CONF_PASSWORD): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
-        ),
-        vol.Required(CONF_TLS, default=False): BooleanSelector(),
-        vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
-    }
-)
-
-_TOKEN_SCHEMA: Final[Any] = vol.Schema(
-    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
-)
-
 _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
     {
         vol.Optional(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
@@ -89,6 +70,22 @@ _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
             TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
         ),
     }
+)
+
+_DIRECT_SCHEMA: Final[Any] = vol.Schema(
+    {
+        vol.Required(CONF_HOST): TextSelector(TextSelectorConfig(autocomplete="off")),
+        vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
+            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+        ),
+        **_CREDENTIALS_SCHEMA.schema,
+        vol.Required(CONF_TLS, default=False): BooleanSelector(),
+        vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
+    }
+)
+
+_TOKEN_SCHEMA: Final[Any] = vol.Schema(
+    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
 )
 
 

@@ -24,7 +24,7 @@ base entity (entity.py) and ``__init__.py``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -114,25 +114,23 @@ def _first_failure_of_task_group() -> Iterator[None]:
         raise first from None
 
 
-async def _run_together[T](coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run all concurrently; on the first failure cancel the rest and raise that error."""
-    with _first_failure_of_task_group():
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coroutine) for coroutine in coroutines]
-    return [task.result() for task in tasks]
-
-
 async def _gather_bounded[K, T](
     keys: Iterable[K], fetch: Callable[[K], Awaitable[T]], limit: int
 ) -> dict[K, T]:
-    """Run ``fetch`` for every key, at most ``limit`` at a time; results by key."""
+    """Run ``fetch`` for every key, at most ``limit`` at a time; results by key.
+
+    On the first failure the rest are cancelled and that error is raised.
+    """
     semaphore = asyncio.Semaphore(limit)
 
-    async def one(key: K) -> tuple[K, T]:
+    async def one(key: K) -> T:
         async with semaphore:
-            return key, await fetch(key)
+            return await fetch(key)
 
-    return dict(await _run_together(one(key) for key in keys))
+    with _first_failure_of_task_group():
+        async with asyncio.TaskGroup() as group:
+            tasks = {key: group.create_task(one(key)) for key in keys}
+    return {key: task.result() for key, task in tasks.items()}
 
 
 class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):

@@ -130,9 +130,6 @@ class _PbxEventMixin(EventEntity):
     runtime: SmartPbxData
     coordinator: SmartPbxSystemCoordinator
 
-    def _accepts(self, event: PbxEvent) -> bool:
-        return True
-
     def _signal_extension(self) -> str | None:
         """Listen to one extension's invites only (None: everything the PBX sends)."""
         return None
@@ -149,8 +146,6 @@ class _PbxEventMixin(EventEntity):
 
     @callback
     def _async_handle_pbx_event(self, event: PbxEvent, data: Mapping[str, Any]) -> None:
-        if not self._accepts(event):
-            return
         if (recorded := self.entity_description.event_fn(event, data)) is None:
             return
         event_type, attributes = recorded
@@ -167,10 +162,8 @@ class SmartPbxExtensionEventEntity(_PbxEventMixin, ExtensionEntity[SmartPbxSyste
 
     _follows_status_events = False  # records invites, not status changes
 
-    def _accepts(self, event: PbxEvent) -> bool:
-        return isinstance(event, InviteEvent) and event.to_number == self.number
-
     def _signal_extension(self) -> str | None:
+        # Only the invites to this extension are sent on its signal (events.py).
         return self.number
 
 
