@@ -509,7 +509,7 @@ class Demo:
 
         await api.subscribe_events(on_event)
         started = time.monotonic()
-        # Long enough for one poll of every coordinator (30 s by default), so trouble
+        # Long enough for one poll of every coordinator (every 30 s), so trouble
         # that shows only on an update is in the log by the end.
         at_least = min(self.args.watch, 40.0)
         while (elapsed := time.monotonic() - started) < self.args.watch:

@@ -14,6 +14,12 @@ from smartpbx_sim import FirmwareProfile
 
 from . import integration_helpers
 from .broker import MosquittoBroker
+from .integration_helpers import test_timing_fixture  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def auto_test_timing(test_timing: None) -> None:
+    """Short command timeouts and no polling unless a test asks (integration_helpers)."""
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 Stable API (other test modules rely on it):
 
-- ``await setup_integration(hass, broker, *, sim_config=None, options=None, data=None)``
+- ``await setup_integration(hass, broker, *, sim_config=None, data=None, ...)``
   starts a :class:`SimulatorRunner` on ``broker``, adds a direct-transport config entry
   for it and sets it up; returns ``(entry, runner)``. The caller owns both: unload the
   entry and ``await runner.stop()`` afterwards, or use the fixture below, which does it.
@@ -11,8 +11,11 @@ Stable API (other test modules rely on it):
   Import the fixture functions (their ``name=`` is what tests ask for) into a test module:
   ``from .integration_helpers import real_broker_fixture, smartpbx_fixture  # noqa: F401``
   and use ``real_broker`` / ``smartpbx`` as test arguments.
-- ``direct_entry_data(broker, token)``, ``TEST_OPTIONS``, ``add_entry(...)`` build entries
-  without setting them up (e.g. to test setup failures).
+- ``direct_entry_data(broker, token)``, ``add_entry(...)`` build entries without setting
+  them up (e.g. to test setup failures).
+- ``set_timing(command_timeout=..., poll_interval=...)``: the command timeout and poll
+  interval of entries set up from then on in this test (``command_timeout`` and
+  ``poll_interval`` arguments of the helpers below call it).
 - ``await wait_for(predicate, limit=...)`` polls a condition on the event loop with a
   deadline; ``entity_id_of(hass, platform, unique_id)`` finds an entity id by unique id.
 - ``SIM_PROFILE`` / ``with_profile(config)``: the firmware profile the helpers' simulators
@@ -25,15 +28,19 @@ Stable API (other test modules rely on it):
   enable them. Tests that need their own brokers list ``socket_enabled`` before
   ``private_broker`` / ``broker_factory``.
 
-Tests keep the poll interval long (TEST_OPTIONS) so that nothing polls unless the test
-asks: a test refreshes coordinators itself, or fires time, and counts polls exactly.
+Tests keep the poll interval long (TEST_POLL_INTERVAL) so that nothing polls unless the
+test asks: a test refreshes coordinators itself, or fires time, and counts polls exactly.
+The integration has no such options (core's rules); the ``test_timing`` fixture (autouse,
+conftest.py) patches its client and poll interval instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
+from datetime import timedelta
+from functools import partial
 import json
 from typing import Any
 from unittest.mock import MagicMock
@@ -45,9 +52,9 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+import custom_components.smartpbx as integration
+from custom_components.smartpbx import coordinator
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     CONF_TLS,
     CONF_TOKEN,
     CONF_TRANSPORT,
@@ -57,6 +64,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.coordinator import SmartPbxData
+from custom_components.smartpbx.pbx.client import SmartPbxClient
 from smartpbx_sim import FirmwareProfile, PbxConfig, SimulatedPbx
 from smartpbx_sim.runner import SimulatorRunner
 
@@ -86,8 +94,37 @@ def real_broker_fixture(
     return running
 
 
-TEST_OPTIONS: dict[str, Any] = {CONF_POLL_INTERVAL: 3600, CONF_COMMAND_TIMEOUT: 2.0}
-"""No polling during a test unless it asks; commands fail fast when nothing answers."""
+TEST_COMMAND_TIMEOUT = 2.0
+"""Commands fail fast in tests when nothing answers (the integration waits 15 s)."""
+TEST_POLL_INTERVAL = 3600.0
+"""No polling during a test unless it asks."""
+
+_timing_patch: list[pytest.MonkeyPatch] = []
+
+
+def set_timing(*, command_timeout: float | None = None, poll_interval: float | None = None) -> None:
+    """Set the command timeout and poll interval of entries set up from now on.
+
+    Also the time setup gives the PBX's first answer, which is one command timeout.
+    """
+    monkeypatch = _timing_patch[-1]
+    if command_timeout is not None:
+        monkeypatch.setattr(
+            integration, "SmartPbxClient", partial(SmartPbxClient, timeout=command_timeout)
+        )
+        monkeypatch.setattr(coordinator, "SETUP_ANSWER_WITHIN", command_timeout)
+    if poll_interval is not None:
+        monkeypatch.setattr(coordinator, "POLL_INTERVAL", timedelta(seconds=poll_interval))
+
+
+@pytest.fixture(name="test_timing")
+def test_timing_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with TEST_COMMAND_TIMEOUT and TEST_POLL_INTERVAL."""
+    _timing_patch.append(monkeypatch)
+    set_timing(command_timeout=TEST_COMMAND_TIMEOUT, poll_interval=TEST_POLL_INTERVAL)
+    yield
+    _timing_patch.remove(monkeypatch)
+
 
 SMALL_PBX = PbxConfig(
     sip_extensions=3,
@@ -129,16 +166,17 @@ def add_entry(
     broker: MosquittoBroker,
     sim_config: PbxConfig,
     *,
-    options: Mapping[str, Any] | None = None,
+    command_timeout: float | None = None,
+    poll_interval: float | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> MockConfigEntry:
     """Add (not set up) a direct-transport entry for the PBX ``sim_config`` describes."""
+    set_timing(command_timeout=command_timeout, poll_interval=poll_interval)
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=sim_config.devicename,
         unique_id=sim_config.serial,
         data={**direct_entry_data(broker, sim_config.token), **(data or {})},
-        options={**TEST_OPTIONS, **(options or {})},
     )
     entry.add_to_hass(hass)
     return entry
@@ -164,18 +202,26 @@ async def setup_integration(
     broker: MosquittoBroker,
     *,
     sim_config: PbxConfig | None = None,
-    options: Mapping[str, Any] | None = None,
+    command_timeout: float | None = None,
+    poll_interval: float | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> tuple[MockConfigEntry, SimulatorRunner]:
     """Start a simulator on ``broker`` and set up a config entry for it; both running.
 
-    ``sim_config`` defaults to SMALL_PBX, ``options`` are merged over TEST_OPTIONS and
-    ``data`` over the direct-transport data. Fails the test unless the entry loads.
+    ``sim_config`` defaults to SMALL_PBX, ``data`` is merged over the direct-transport
+    data (see set_timing for the rest). Fails the test unless the entry loads.
     """
     sim_config = sim_config or SMALL_PBX
     runner = await start_simulator(broker, sim_config)
     try:
-        entry = add_entry(hass, broker, sim_config, options=options, data=data)
+        entry = add_entry(
+            hass,
+            broker,
+            sim_config,
+            command_timeout=command_timeout,
+            poll_interval=poll_interval,
+            data=data,
+        )
         await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         assert entry.state is ConfigEntryState.LOADED, entry.state
@@ -203,7 +249,7 @@ type SmartPbxFactory = Callable[..., Awaitable[tuple[MockConfigEntry, SimulatorR
 async def smartpbx_fixture(
     hass: HomeAssistant, real_broker: MosquittoBroker
 ) -> AsyncIterator[SmartPbxFactory]:
-    """Factory: ``entry, runner = await smartpbx(sim_config=..., options=..., broker=...)``.
+    """Factory: ``entry, runner = await smartpbx(sim_config=..., command_timeout=..., ...)``.
 
     Everything it set up is unloaded and stopped when the test ends.
     """
@@ -212,12 +258,18 @@ async def smartpbx_fixture(
     async def factory(
         *,
         sim_config: PbxConfig | None = None,
-        options: Mapping[str, Any] | None = None,
+        command_timeout: float | None = None,
+        poll_interval: float | None = None,
         data: Mapping[str, Any] | None = None,
         broker: MosquittoBroker = real_broker,
     ) -> tuple[MockConfigEntry, SimulatorRunner]:
         result = await setup_integration(
-            hass, broker, sim_config=sim_config, options=options, data=data
+            hass,
+            broker,
+            sim_config=sim_config,
+            command_timeout=command_timeout,
+            poll_interval=poll_interval,
+            data=data,
         )
         made.append(result)
         return result
@@ -276,17 +328,15 @@ def record_commands(runner: SimulatorRunner) -> list[str]:
 async def setup_over_ha_mqtt(
     hass: HomeAssistant,
     mqtt_client_mock: MagicMock,
-    options: Mapping[str, Any] | None = None,
 ) -> tuple[MockConfigEntry, SimulatedPbx]:
     """SMALL_PBX behind Home Assistant's (phcc-mocked) MQTT client, and an entry set up
-    for it over that connection (2 s command timeout unless ``options`` say otherwise)."""
+    for it over that connection."""
     pbx = SimulatedPbx(with_profile(SMALL_PBX))
     attach_pbx_to_ha_mqtt(hass, mqtt_client_mock, pbx)
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=SMALL_PBX.serial,
         data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        options={CONF_COMMAND_TIMEOUT: 2.0, **(options or {})},
     )
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)

@@ -28,6 +28,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 import gc
 import logging
 import os
@@ -37,6 +39,7 @@ import tempfile
 import time
 from types import MappingProxyType
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant import bootstrap, config_entries, loader
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
@@ -47,9 +50,9 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 
+import custom_components.smartpbx as integration
+from custom_components.smartpbx import coordinator as coordinator_module
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     CONF_TLS,
     CONF_TOKEN,
     CONF_TRANSPORT,
@@ -59,6 +62,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_DIRECT,
 )
 from custom_components.smartpbx.coordinator import SmartPbxData
+from custom_components.smartpbx.pbx.client import SmartPbxClient
 from smartpbx_sim import PbxConfig
 from smartpbx_sim.runner import SimulatorRunner
 
@@ -237,7 +241,7 @@ def direct_entry(host: str, port: int) -> ConfigEntry:
             CONF_VERIFY_SSL: True,
             CONF_TOKEN: PBX.token,
         },
-        options={CONF_POLL_INTERVAL: POLL_INTERVAL, CONF_COMMAND_TIMEOUT: COMMAND_TIMEOUT},
+        options={},
         source=config_entries.SOURCE_USER,
         unique_id=PBX.serial,
         version=1,
@@ -302,7 +306,16 @@ class Soak:
 
     async def _run_in(self, hass: HomeAssistant) -> None:
         entry = direct_entry(self._proxy.host, self._proxy.port)
-        await hass.config_entries.async_add(entry)
+        # The integration's own 30 s / 15 s, shortened so that a soak run sees many polls
+        # and timeouts (the values are read once, at setup).
+        with (
+            patch.object(
+                integration, "SmartPbxClient", partial(SmartPbxClient, timeout=COMMAND_TIMEOUT)
+            ),
+            patch.object(coordinator_module, "SETUP_ANSWER_WITHIN", COMMAND_TIMEOUT),
+            patch.object(coordinator_module, "POLL_INTERVAL", timedelta(seconds=POLL_INTERVAL)),
+        ):
+            await hass.config_entries.async_add(entry)
         if entry.state is not ConfigEntryState.LOADED:
             raise RuntimeError(f"the config entry did not load: {entry.state}")
         data: SmartPbxData = entry.runtime_data

@@ -6,7 +6,6 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT
 from smartpbx_sim import ExtStatus
 
 from .integration_helpers import (  # noqa: F401
@@ -30,7 +29,7 @@ def _state(hass: HomeAssistant, entity_id: str) -> str:
 async def test_pbx_connectivity_is_diagnostic_and_stays_available(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, smartpbx: SmartPbxFactory
 ) -> None:
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(command_timeout=0.3)
     registered = entity_registry.async_get(PBX_CONNECTIVITY)
     assert registered is not None
     assert registered.entity_category is EntityCategory.DIAGNOSTIC

@@ -1,4 +1,4 @@
-"""Buttons: refreshing everything, and hanging up an extension's call."""
+"""Buttons: hanging up an extension's call."""
 
 from __future__ import annotations
 
@@ -27,28 +27,6 @@ HANG_UP_8001 = "button.extension_8001_hang_up"
 async def _press(hass: HomeAssistant, entity_id: str) -> None:
     await hass.services.async_call(
         BUTTON_DOMAIN, SERVICE_PRESS, {ATTR_ENTITY_ID: entity_id}, blocking=True
-    )
-
-
-async def test_refresh_polls_everything(hass: HomeAssistant, smartpbx: SmartPbxFactory) -> None:
-    entry, runner = await smartpbx()
-    commands = record_commands(runner)
-    polls = [coordinator.poll_count for coordinator in runtime(entry).coordinators]
-
-    await _press(hass, "button.spx1004o4s_refresh")
-
-    assert [c.poll_count for c in runtime(entry).coordinators] == [n + 1 for n in polls]
-    assert sorted(commands) == sorted(
-        [
-            "deviceInfo",
-            "extension_list",
-            "trunk_list",
-            "queue_list",
-            "queue_status",
-            "conf_list",
-            "conf_status",
-            "livecall",
-        ]
     )
 
 

@@ -17,7 +17,7 @@ from unittest.mock import AsyncMock, MagicMock, patch
 from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_MQTT, SOURCE_USER
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -28,14 +28,10 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx import probe
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     CONF_TLS,
     CONF_TOKEN,
     CONF_TRANSPORT,
     CONF_VERIFY_SSL,
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
     DOMAIN,
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
@@ -762,50 +758,11 @@ async def test_reconfigure_ha_mqtt_entry_to_direct(
 # --- options ---
 
 
-async def test_options(hass: HomeAssistant, mock_setup_entry: AsyncMock) -> None:
+async def test_no_options_flow(hass: HomeAssistant) -> None:
+    """Nothing to set: the poll interval and command timeout are not options (core's rules)."""
     entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=HA_MQTT_DATA)
     entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert len(mock_setup_entry.mock_calls) == 1
-
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert_translated(result, "options")
-    assert result["step_id"] == "init"
-    assert defaults(result) == {
-        CONF_POLL_INTERVAL: DEFAULT_POLL_INTERVAL,
-        CONF_COMMAND_TIMEOUT: DEFAULT_COMMAND_TIMEOUT,
-    }
-
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_POLL_INTERVAL: 60.0, CONF_COMMAND_TIMEOUT: 15}
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {CONF_POLL_INTERVAL: 60, CONF_COMMAND_TIMEOUT: 15.0}
-    assert isinstance(entry.options[CONF_POLL_INTERVAL], int)
-    await hass.async_block_till_done()
-    assert len(mock_setup_entry.mock_calls) == 2  # reloaded with the new options
-
-    # The form now starts from the saved options.
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert defaults(dict(result)) == {CONF_POLL_INTERVAL: 60, CONF_COMMAND_TIMEOUT: 15.0}
-
-
-@pytest.mark.parametrize(
-    "user_input",
-    [
-        {CONF_POLL_INTERVAL: 4, CONF_COMMAND_TIMEOUT: 10},
-        {CONF_POLL_INTERVAL: 30, CONF_COMMAND_TIMEOUT: 1},
-        {CONF_POLL_INTERVAL: 30, CONF_COMMAND_TIMEOUT: 61},
-    ],
-)
-async def test_options_out_of_bounds(hass: HomeAssistant, user_input: dict[str, Any]) -> None:
-    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=HA_MQTT_DATA)
-    entry.add_to_hass(hass)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    with pytest.raises(InvalidData):
-        await hass.config_entries.options.async_configure(result["flow_id"], user_input)
-    assert entry.options == {}
+    assert not entry.supports_options
 
 
 # --- the probe itself ---
@@ -883,7 +840,7 @@ async def test_check_broker_closes_its_connection(
 
 def test_every_field_has_a_label_and_a_description() -> None:
     strings = load_translations()
-    for section in ("config", "options"):
+    for section in ("config",):
         for step_id, step in strings[section]["step"].items():
             assert step.get("title"), f"{section}.{step_id} has no title"
             data = step.get("data", {})

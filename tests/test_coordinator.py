@@ -19,18 +19,15 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from custom_components.smartpbx.call_log import CallLog, is_missed
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     DOMAIN,
     STATUS_FETCH_CONCURRENCY,
 )
 from custom_components.smartpbx.coordinator import (
-    CallLog,
-    PbxHealth,
     SmartPbxQueueCoordinator,
     SmartPbxSystemCoordinator,
     _with_state,
-    is_missed,
 )
 from custom_components.smartpbx.entity import extension_device_info
 from custom_components.smartpbx.identifiers import (
@@ -128,14 +125,7 @@ async def test_status_events_during_a_poll_win_over_its_answer(
     client.device_info = AsyncMock(return_value=info)
     client.extension_list = slow_extension_list
     client.trunk_list = AsyncMock(return_value=())
-    coordinator = SmartPbxSystemCoordinator(
-        hass,
-        entry,
-        client,
-        PbxHealth(connected=True),
-        poll_interval=timedelta(hours=1),
-        command_timeout=1,
-    )
+    coordinator = SmartPbxSystemCoordinator(hass, entry, client)
     refresh = hass.async_create_task(coordinator.async_refresh())
     await asyncio.sleep(0)
     coordinator.async_handle_extension_status(
@@ -177,14 +167,7 @@ async def test_status_requests_run_concurrently_within_a_bound(hass: HomeAssista
     entry.add_to_hass(hass)
     refused = PbxCommandFailedError("queue_status", "queue is not existing", {})
     client, most = _queue_client({"3": refused})
-    coordinator = SmartPbxQueueCoordinator(
-        hass,
-        entry,
-        client,
-        PbxHealth(connected=True),
-        poll_interval=timedelta(hours=1),
-        command_timeout=1,
-    )
+    coordinator = SmartPbxQueueCoordinator(hass, entry, client)
 
     await coordinator.async_refresh()
 
@@ -202,14 +185,7 @@ async def test_one_status_timing_out_fails_the_poll_and_stops_the_rest(
     entry = MockConfigEntry(domain=DOMAIN)
     entry.add_to_hass(hass)
     client, _ = _queue_client({"0": PbxTimeoutError("queue_status", 1)})
-    coordinator = SmartPbxQueueCoordinator(
-        hass,
-        entry,
-        client,
-        PbxHealth(connected=True),
-        poll_interval=timedelta(hours=1),
-        command_timeout=1,
-    )
+    coordinator = SmartPbxQueueCoordinator(hass, entry, client)
 
     await coordinator.async_refresh()
 
@@ -223,32 +199,35 @@ async def test_one_status_timing_out_fails_the_poll_and_stops_the_rest(
 async def test_silent_pbx_goes_unavailable_and_comes_back(
     hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    """Each coordinator's failed poll makes its entities unavailable and is logged once,
+    however many polls fail; its next successful poll brings them back (logged once)."""
+    entry, runner = await smartpbx(command_timeout=0.3)
     data = runtime(entry)
-    queue_polls = data.queues.poll_count
 
     runner.silent = True
-    await data.system.async_refresh()
-    await data.system.async_refresh()
-    await data.queues.async_refresh()
+    for _ in range(2):
+        await data.system.async_refresh()
+        await data.queues.async_refresh()
 
     assert hass.states.get(STATUS_8001).state == STATE_UNAVAILABLE
     assert hass.states.get("sensor.queue_6666_waiting_calls").state == STATE_UNAVAILABLE
     assert hass.states.get("binary_sensor.spx1004o4s_connectivity").state == "off"
-    # The other coordinators waited for the PBX instead of failing (and logging) too.
-    assert data.queues.poll_count == queue_polls
-    failures = [r for r in caplog.records if "Error fetching" in r.getMessage()]
-    assert len(failures) == 1
+    failures = [r.getMessage() for r in caplog.records if "Error fetching" in r.getMessage()]
+    assert len([m for m in failures if "system" in m]) == 1, failures
+    assert len([m for m in failures if "queues" in m]) == 1, failures
 
     runner.silent = False
     await data.system.async_refresh()
     await hass.async_block_till_done()
-
     assert hass.states.get(STATUS_8001).state == "idle"
-    assert hass.states.get("sensor.queue_6666_waiting_calls").state == "0"
     assert hass.states.get("binary_sensor.spx1004o4s_connectivity").state == "on"
-    assert data.queues.poll_count == queue_polls + 1
-    assert len([r for r in caplog.records if "recovered" in r.getMessage()]) == 1
+    # The queues' data is still the failed poll's until their own poll succeeds.
+    assert hass.states.get("sensor.queue_6666_waiting_calls").state == STATE_UNAVAILABLE
+
+    await data.queues.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.queue_6666_waiting_calls").state == "0"
+    assert len([r for r in caplog.records if "recovered" in r.getMessage()]) == 2
 
 
 async def test_connection_loss_goes_unavailable_and_comes_back(

@@ -27,15 +27,11 @@ from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 import custom_components.smartpbx as integration
+from custom_components.smartpbx.call_log import CallLog, LastCall
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     DOMAIN,
 )
 from custom_components.smartpbx.coordinator import (
-    CallLog,
-    LastCall,
-    PbxHealth,
     SmartPbxCoordinator,
     _gather_bounded,
 )
@@ -414,7 +410,7 @@ async def test_a_status_refresh_that_times_out_after_a_pause_is_left_to_the_next
     action still succeeds (the command did), the queue keeps its last data without failing
     the coordinator, and the next poll shows the pause."""
     caplog.set_level(logging.DEBUG, logger=COORDINATOR_LOGGER)
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(command_timeout=0.3)
     data = runtime(entry)
     script = PbxScript(runner)
     script.drop("queue_status")
@@ -467,17 +463,17 @@ async def test_a_queue_a_poll_in_flight_finds_deleted_is_not_brought_back_by_an_
 # --- the connection dropping mid-poll -----------------------------------------------------------
 
 
-async def test_a_poll_cut_short_by_the_connection_loss_keeps_its_data_quietly(
+async def test_a_poll_cut_short_by_the_connection_loss_fails_and_catches_up_after(
     hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A poll whose command fails on a connection that HA's MQTT client reports lost a
-    moment later keeps its data and logs no error: the loss is reported once, by the
-    connection handler, and every coordinator polls again when it is back."""
+    moment later is a failed update like any other: its entities are unavailable, the
+    failure is logged once, and every coordinator polls again when the connection is back."""
     caplog.set_level(logging.DEBUG, logger=COORDINATOR_LOGGER)
-    entry, _ = await setup_over_ha_mqtt(hass, mqtt_client_mock, {CONF_POLL_INTERVAL: 3600})
+    entry, _ = await setup_over_ha_mqtt(hass, mqtt_client_mock)
     assert entry.state is ConfigEntryState.LOADED
     data = runtime(entry)
     queues_before = data.queues.data
@@ -496,36 +492,19 @@ async def test_a_poll_cut_short_by_the_connection_loss_keeps_its_data_quietly(
     mqtt_client_mock.on_disconnect(mqtt_client_mock, None, None, MockMqttReasonCode())
     await poll
 
-    assert data.queues.last_update_success
-    assert data.queues.data is queues_before
+    assert not data.queues.last_update_success
+    assert data.queues.data is queues_before  # kept for when it is back
     messages = [record.getMessage() for record in caplog.records]
-    assert any("poll cut short by the connection loss" in m for m in messages), messages
-    assert not [m for m in messages if "Error fetching" in m]
+    assert len([m for m in messages if "Error fetching Smart PBX queues" in m]) == 1, messages
     assert _state(hass, QUEUE_WAITING) == STATE_UNAVAILABLE
 
     mqtt_client_mock.publish.side_effect = working
     mqtt_client_mock.on_connect(mqtt_client_mock, None, 0, MockMqttReasonCode())
     await wait_for(lambda: _state(hass, QUEUE_WAITING) == "0")
+    assert data.queues.last_update_success
     await hass.async_block_till_done()
     await unload_integration(hass, entry)
     close_ha_mqtt_socket(mqtt_client_mock)
-
-
-async def test_a_poll_cancelled_while_awaiting_the_loss_verdict_leaves_the_report_intact() -> None:
-    """A poll cancelled (e.g. by an unload) just as the transport reports the loss must
-    not break that report: its abandoned wait is skipped, not resolved a second time."""
-    health = PbxHealth(connected=True)
-    waiting = asyncio.get_running_loop().create_task(health.async_connection_lost(within=10))
-    await asyncio.sleep(0)  # the poll now waits for the verdict
-
-    waiting.cancel()
-    health.set_connected(False)  # before the cancelled poll has run again
-
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    assert not health.connected
-    assert not health.available
-    assert health._loss_waiters == []
 
 
 async def test_a_library_error_inside_nested_task_groups_surfaces_as_itself() -> None:

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, DOMAIN
+from custom_components.smartpbx.const import DOMAIN
 from custom_components.smartpbx.pbx.client import RECENT_REPLIES
 
 from .integration_helpers import (  # noqa: F401
@@ -46,7 +46,7 @@ async def test_diagnostics(
 ) -> None:
     entry, runner = await smartpbx(
         data={CONF_USERNAME: "ha-user", CONF_PASSWORD: "broker-password"},
-        options={CONF_COMMAND_TIMEOUT: 0.5},
+        command_timeout=0.5,
     )
     data = runtime(entry)
     pins = {
@@ -86,14 +86,12 @@ async def test_diagnostics(
     assert settings["data"][CONF_PASSWORD] == REDACTED
     assert settings["data"][CONF_USERNAME] == REDACTED
     assert settings["data"]["transport"] == "direct"
-    assert settings["options"] == {"poll_interval": 3600, "command_timeout": 0.5}
+    assert "options" not in settings  # there are none (an older version's are ignored)
     assert diagnostics["connection"] == {
         "transport": "direct",
         "connected": True,
         "pbx_answering": True,
-        "available": True,
         "pending_commands": 0,
-        "command_timeout": 0.5,
     }
     counters = diagnostics["counters"]
     assert set(counters) == COUNTERS
@@ -136,7 +134,7 @@ async def test_diagnostics(
 async def test_diagnostics_of_a_silent_pbx(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, smartpbx: SmartPbxFactory
 ) -> None:
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(command_timeout=0.3)
     runner.silent = True
     await runtime(entry).system.async_refresh()
 
@@ -144,7 +142,6 @@ async def test_diagnostics_of_a_silent_pbx(
 
     assert isinstance(diagnostics, dict)
     assert diagnostics["connection"]["pbx_answering"] is False
-    assert diagnostics["connection"]["available"] is False
     system = diagnostics["coordinators"]["Smart PBX system"]
     assert system["last_update_success"] is False
     assert "did not answer deviceInfo" in system["last_error"]

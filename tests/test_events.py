@@ -7,19 +7,19 @@ import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED, MATCH_ALL
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.smartpbx.const import (
     EVENT_CDR,
-    EVENT_EXTENSION_STATUS,
     EVENT_INVITE,
     EVENT_IVR_DTMF,
     EVENT_UNKNOWN,
 )
-from custom_components.smartpbx.events import async_setup_events, contact_host
+from custom_components.smartpbx.events import async_setup_events
 from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
 from custom_components.smartpbx.pbx.models import IvrDtmfEvent, PbxEvent
 from smartpbx_sim.runner import SimulatorRunner
@@ -27,6 +27,7 @@ from smartpbx_sim.runner import SimulatorRunner
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
     SmartPbxFactory,
+    entity_id_of,
     real_broker_fixture,
     runtime,
     smartpbx_fixture,
@@ -160,43 +161,19 @@ async def test_cdr_of_outside_numbers_has_no_extension_device(
     assert (data["disposition"], data["billsec"]) == ("answered", 42)
 
 
-async def test_extension_status(hass: HomeAssistant, pbx: Pbx) -> None:
+async def test_extension_status_changes_are_sensor_history_not_bus_events(
+    hass: HomeAssistant, pbx: Pbx
+) -> None:
+    """A status change writes the status sensor (its history and logbook carry it); no
+    bus event duplicates it (smartpbx_extension_status is gone)."""
     entry, runner = pbx
-    events = async_capture_events(hass, EVENT_EXTENSION_STATUS)
-    contact = runner.pbx.extensions["8001"].ipaddr
-    assert contact is not None
+    fired: list[Event] = []
+    unsubscribe = hass.bus.async_listen(MATCH_ALL, fired.append)
+    status = entity_id_of(hass, "sensor", f"{runtime(entry).serial}_extension_8001_status")
     runner.set_extension_status("8001", "InUse")
-    runner.set_extension_status("2001", "Busy")
-    await next_events(events, 2)
-    assert events[0].data == {
-        "config_entry_id": entry.entry_id,
-        "device_id": pbx_device_id(hass, entry),
-        "extension_device_id": extension_device_id(hass, entry, "8001"),
-        "extension": "8001",
-        "extension_name": None,
-        "state": "in_use",
-        "state_raw": "InUse",
-        "ip_address": contact.split("@")[1].split(":")[0],
-        "contact": contact,
-    }
-    fxs = events[1].data
-    assert (fxs["extension"], fxs["extension_name"], fxs["state"]) == ("2001", "Lobby", "busy")
-    assert fxs["ip_address"] is None
-
-
-@pytest.mark.parametrize(
-    ("contact", "host"),
-    [
-        ("sip:8001@192.168.8.171:63414", "192.168.8.171"),
-        ("sips:8001@[2001:db8::1]:5061", "2001:db8::1"),
-        ("sip:pbx.example.com", "pbx.example.com"),
-        ("192.168.1.9", "192.168.1.9"),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_contact_host(contact: str | None, host: str | None) -> None:
-    assert contact_host(contact) == host
+    await wait_for(lambda: hass.states.get(status).state == "in_use")
+    unsubscribe()
+    assert not [event for event in fired if event.event_type.startswith("smartpbx_")]
 
 
 async def test_unknown_events_are_refired_whole(hass: HomeAssistant, pbx: Pbx) -> None:
@@ -221,16 +198,37 @@ async def test_a_burst_of_1000_events_arrives_whole_and_in_order(
 ) -> None:
     # The PBX keeps every message it published, to compare with what arrived.
     entry, runner = await smartpbx(sim_config=dataclasses.replace(SMALL_PBX, history_size=5000))
-    events = async_capture_events(hass, EVENT_EXTENSION_STATUS)
+    serial = runtime(entry).serial
+    status_sensors = {
+        entity_id_of(hass, "sensor", f"{serial}_extension_{number}_status"): number
+        for number in runner.pbx.extensions
+    }
+    last = {number: ext.state_raw for number, ext in runtime(entry).system.data.extensions.items()}
+    changes: list[tuple[str, str]] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if (number := status_sensors.get(event.data["entity_id"])) is not None:
+            new_state = event.data["new_state"]
+            assert new_state is not None
+            changes.append((number, new_state.attributes["pbx_status"]))
+
+    unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
     assert runner.burst_extension_status(1000) == 1000
-    await next_events(events, 1000, limit=60)
     published = [message.json() for message in runner.pbx.iter_history("event")][-1000:]
-    assert [(e.data["extension"], e.data["state_raw"]) for e in events] == [
-        (p["extension"], p["status"]) for p in published
-    ]
+    # Every change the PBX published reaches its sensor, in order (a repeat is no change).
+    expected: list[tuple[str, str]] = []
+    for message in published:
+        number, raw = message["extension"], message["status"]
+        if last[number] != raw:
+            expected.append((number, raw))
+            last[number] = raw
+    await wait_for(lambda: len(changes) >= len(expected), limit=60)
+    assert changes == expected
     # Nothing more trickles in, and the extensions end where the PBX says they are.
     await runner.wait_drained()
-    assert len(events) == 1000
+    unsubscribe()
+    assert changes == expected
     extensions = runtime(entry).system.data.extensions
     for number in runner.pbx.extensions:
         assert extensions[number].state_raw == str(runner.pbx.extension_status(number))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from unittest.mock import MagicMock
 
 from awesomeversion import AwesomeVersion
@@ -16,7 +17,6 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx import async_remove_config_entry_device
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     CONF_TOKEN,
     CONF_TRANSPORT,
     DOMAIN,
@@ -29,6 +29,7 @@ from .broker import MosquittoBroker
 from .config_flow_helpers import close_ha_mqtt_socket
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
+    TEST_POLL_INTERVAL,
     SmartPbxFactory,
     add_entry,
     real_broker_fixture,
@@ -94,7 +95,7 @@ async def test_not_ready_when_pbx_is_silent(
 ) -> None:
     runner = await start_simulator(real_broker)
     runner.silent = True
-    entry = add_entry(hass, real_broker, SMALL_PBX, options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry = add_entry(hass, real_broker, SMALL_PBX, command_timeout=0.3)
     try:
         await hass.config_entries.async_setup(entry.entry_id)
 
@@ -113,7 +114,7 @@ async def test_not_ready_when_no_pbx_uses_the_token(
         hass,
         real_broker,
         SMALL_PBX,
-        options={CONF_COMMAND_TIMEOUT: 0.2},
+        command_timeout=0.2,
         data={CONF_TOKEN: "nobody-listens"},
     )
     await hass.config_entries.async_setup(entry.entry_id)
@@ -235,3 +236,23 @@ async def test_devices_have_names_and_hang_off_the_pbx(
     ]
     assert children
     assert all(device.name and device.name.startswith(kind.capitalize()) for device in children)
+
+
+async def test_options_an_older_version_saved_are_ignored(
+    hass: HomeAssistant, real_broker: MosquittoBroker
+) -> None:
+    """Entries from before the options flow went keep their options; they change nothing."""
+    runner = await start_simulator(real_broker)
+    entry = add_entry(hass, real_broker, SMALL_PBX)
+    hass.config_entries.async_update_entry(
+        entry, options={"poll_interval": 5, "command_timeout": 60.0}
+    )
+    try:
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+        assert not entry.supports_options
+        for coordinator in runtime(entry).coordinators:
+            assert coordinator.update_interval == timedelta(seconds=TEST_POLL_INTERVAL)
+    finally:
+        await unload_integration(hass, entry, runner)

@@ -24,7 +24,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.smartpbx.const import (
     DOMAIN,
     EVENT_CDR,
-    EVENT_EXTENSION_STATUS,
     EVENT_INVITE,
     EVENT_IVR_DTMF,
     EVENT_UNKNOWN,
@@ -39,7 +38,7 @@ from .integration_helpers import (  # noqa: F401
     wait_for,
 )
 
-EVENT_TYPES = [EVENT_INVITE, EVENT_IVR_DTMF, EVENT_CDR, EVENT_EXTENSION_STATUS, EVENT_UNKNOWN]
+EVENT_TYPES = [EVENT_INVITE, EVENT_IVR_DTMF, EVENT_CDR, EVENT_UNKNOWN]
 type Humanify = Callable[[list[Event[Any]]], list[dict[str, Any]]]
 
 
@@ -101,10 +100,6 @@ async def test_events_from_the_pbx_read_as_plain_words(
     await wait_for(lambda: any(e.event_type == EVENT_INVITE for e in events))
     runner.emit_cdr("8002", "8001", disposition="NO ANSWER")
     await wait_for(lambda: any(e.event_type == EVENT_CDR for e in events))
-    runner.set_extension_status("8001", "InUse")
-    await wait_for(
-        lambda: any(e.data.get("state_raw") == "InUse" for e in events if "state_raw" in e.data)
-    )
     runner.pbx.emit_event({"event": "dnd_changed", "extension": "8001"})
     await wait_for(lambda: any(e.event_type == EVENT_UNKNOWN for e in events))
 
@@ -118,7 +113,6 @@ async def test_events_from_the_pbx_read_as_plain_words(
         (name, "8001 pressed 5 in IVR 9000"),
         (name, "Incoming call from 0612345678 to 2001 (Lobby)"),
         (name, "Call from 8002 to 8001 ended: no answer"),
-        (name, "Extension 8001 is now in use"),
         (name, "Event dnd_changed received"),
     } <= messages
     assert all(entry_["when"] for entry_ in humanify(events))
@@ -168,16 +162,6 @@ def _pbx_device(hass: HomeAssistant, entry: MockConfigEntry) -> dr.DeviceEntry |
                 "disposition_raw": "CONGESTION",
             },
             "Call from 2007 to 2005 ended: congestion",
-        ),
-        (
-            EVENT_EXTENSION_STATUS,
-            {"extension": "2005", "state": "in_use", "state_raw": "InUse"},
-            "Extension 2005 is now in use",
-        ),
-        (
-            EVENT_EXTENSION_STATUS,
-            {"extension": "2005", "state": "unknown", "state_raw": "InUse&Hold"},
-            "Extension 2005 is now InUse&Hold",
         ),
         (EVENT_UNKNOWN, {"event": "reboot"}, "Event reboot received"),
     ],

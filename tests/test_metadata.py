@@ -197,7 +197,7 @@ def test_config_flow_errors_and_aborts_are_used() -> None:
 
 
 def test_every_form_field_has_a_label_and_a_description() -> None:
-    for flow in ("config", "options"):
+    for flow in ("config",):
         for step_id, step in TRANSLATIONS[flow]["step"].items():
             data = step.get("data", {})
             descriptions = step.get("data_description", {})
@@ -208,3 +208,16 @@ def test_every_form_field_has_a_label_and_a_description() -> None:
 def test_no_translation_is_empty(section: str) -> None:
     for path, text in _walk_strings(TRANSLATIONS.get(section, {})):
         assert text.strip(), f"{section}.{path} is empty"
+
+
+def test_state_icons_name_states_the_sensors_have() -> None:
+    """An icon for a state the sensor never takes is never shown (e.g. HA's own
+    "unavailable" instead of our "offline")."""
+    from custom_components.smartpbx.sensor import EXTENSION_SENSORS, TRUNK_SENSORS
+
+    for description in (*EXTENSION_SENSORS, *TRUNK_SENSORS):
+        if not description.options:
+            continue
+        icon_states = ICONS["entity"]["sensor"][description.translation_key].get("state", {})
+        # "unknown" is Home Assistant's state for a value of None, which these sensors use.
+        assert set(icon_states) <= {*description.options, "unknown"}, description.key

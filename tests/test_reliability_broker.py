@@ -23,11 +23,9 @@ from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     DOMAIN,
     EVENT_CDR,
 )
-from custom_components.smartpbx.coordinator import PbxHealth
 from custom_components.smartpbx.pbx import aiomqtt_transport
 from custom_components.smartpbx.pbx.topics import inbound_filter
 
@@ -113,7 +111,7 @@ async def test_broker_down_fails_actions_fast(
     smartpbx: SmartPbxFactory,
 ) -> None:
     """While the broker is away an action fails at once instead of waiting its timeout."""
-    entry, _ = await smartpbx(broker=private_broker, options={CONF_COMMAND_TIMEOUT: 30.0})
+    entry, _ = await smartpbx(broker=private_broker, command_timeout=30.0)
     data = runtime(entry)
     private_broker.stop()
     await eventually(lambda: not data.transport.connected)
@@ -271,16 +269,3 @@ async def test_messages_are_handed_over_as_paho_reads_them() -> None:
     client._on_message(MagicMock(), None, good)
     assert received == [("smartpbx/abc/event", b"{}")]
     assert client._queue.qsize() == 0
-
-
-async def test_a_command_failing_on_a_dying_connection_waits_for_the_verdict() -> None:
-    """A poll whose command failed on a broken socket counts as cut short only if the
-    transport reports the loss (within CONNECTION_LOSS_GRACE); otherwise it is an error."""
-    health = PbxHealth(connected=True)
-    asyncio.get_running_loop().call_later(0.05, health.set_connected, False)
-    assert await health.async_connection_lost(within=1.0)
-    assert await health.async_connection_lost(within=0.01)  # already known
-
-    health.set_connected(True)
-    assert not await health.async_connection_lost(within=0.05)
-    assert health._loss_waiters == []

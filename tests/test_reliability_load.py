@@ -16,8 +16,6 @@ from typing import Any
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT
-
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
     SmartPbxFactory,
@@ -59,7 +57,7 @@ def _script(action: str, field: str, reply_field: str) -> dict[str, Any]:
 async def test_500_concurrent_actions_from_scripts(
     hass: HomeAssistant, smartpbx: SmartPbxFactory
 ) -> None:
-    entry, _ = await smartpbx(sim_config=BUSY_PBX, options={CONF_COMMAND_TIMEOUT: 30.0})
+    entry, _ = await smartpbx(sim_config=BUSY_PBX, command_timeout=30.0)
     data = runtime(entry)
     assert set(data.queues.data) == set(QUEUES)
     assert await async_setup_component(

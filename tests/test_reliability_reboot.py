@@ -18,7 +18,6 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, CONF_POLL_INTERVAL
 from custom_components.smartpbx.identifiers import extension_identifier
 
 from .integration_helpers import (  # noqa: F401
@@ -47,7 +46,7 @@ async def test_reboot_with_other_extensions_leaves_nothing_stale(
     entity_registry: er.EntityRegistry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry, runner = await smartpbx(options={CONF_POLL_INTERVAL: 1, CONF_COMMAND_TIMEOUT: 0.5})
+    entry, runner = await smartpbx(poll_interval=1, command_timeout=0.5)
     data = runtime(entry)
     booted_before = datetime.fromisoformat(hass.states.get(LAST_BOOT).state)
     runner.place_call("8001", "8002")  # rings until the reboot cuts it

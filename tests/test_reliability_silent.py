@@ -19,7 +19,7 @@ from homeassistant.exceptions import HomeAssistantError
 import pytest
 
 import custom_components.smartpbx as integration
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, CONF_POLL_INTERVAL, DOMAIN
+from custom_components.smartpbx.const import DOMAIN
 
 from .integration_helpers import (  # noqa: F401
     SmartPbxFactory,
@@ -48,6 +48,20 @@ def _ours_at_warning(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord
     ]
 
 
+KINDS = {"system": 1, "queues": 1, "conferences": 1, "live calls": 1}
+
+
+def _failures_by_kind(caplog: pytest.LogCaptureFixture) -> dict[str, int]:
+    """How often each coordinator logged a failure (all our warnings must be those)."""
+    counts: dict[str, int] = {}
+    for record in _ours_at_warning(caplog):
+        name = str(record.args[0]) if isinstance(record.args, tuple) else ""
+        assert record.msg == "Error fetching %s data: %s", record.getMessage()
+        kind = name.removeprefix("Smart PBX ")
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 async def _queue_status(hass: HomeAssistant) -> None:
     await hass.services.async_call(
         DOMAIN, "get_queue_status", {"queue": "6666"}, blocking=True, return_response=True
@@ -57,9 +71,7 @@ async def _queue_status(hass: HomeAssistant) -> None:
 async def test_silent_pbx_goes_unavailable_within_the_bound_and_comes_back(
     hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry, runner = await smartpbx(
-        options={CONF_POLL_INTERVAL: POLL_INTERVAL, CONF_COMMAND_TIMEOUT: COMMAND_TIMEOUT}
-    )
+    entry, runner = await smartpbx(poll_interval=POLL_INTERVAL, command_timeout=COMMAND_TIMEOUT)
     data = runtime(entry)
     caplog.clear()
 
@@ -70,9 +82,9 @@ async def test_silent_pbx_goes_unavailable_within_the_bound_and_comes_back(
     assert hass.states.get(WAITING_CALLS).state == STATE_UNAVAILABLE
     assert hass.states.get(CONNECTIVITY).state == "off"
 
-    # Several more polls fail while it stays silent; still that one line.
+    # Several more polls fail while it stays silent; still one line per kind of data.
     await asyncio.sleep(3 * POLL_INTERVAL)
-    assert len(_ours_at_warning(caplog)) == 1, _ours_at_warning(caplog)
+    assert _failures_by_kind(caplog) == KINDS, _ours_at_warning(caplog)
 
     # Actions meanwhile: each fails after its timeout, none hangs, nothing stays pending.
     started = time.monotonic()
@@ -91,7 +103,7 @@ async def test_silent_pbx_goes_unavailable_within_the_bound_and_comes_back(
     came_back = time.monotonic() - answering_since
     await eventually(lambda: hass.states.get(WAITING_CALLS).state == "0")
     assert hass.states.get(CONNECTIVITY).state == "on"
-    assert len(_ours_at_warning(caplog)) == 1
+    assert _failures_by_kind(caplog) == KINDS
     assert [r.getMessage() for r in caplog.records].count(
         "Fetching Smart PBX system data recovered"
     ) == 1
@@ -110,7 +122,7 @@ async def test_pending_requests_stay_bounded(
 ) -> None:
     """Beyond the bound an action fails at once (busy) instead of queueing without end."""
     monkeypatch.setattr(integration, "MAX_PENDING_COMMANDS", 10)
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: COMMAND_TIMEOUT})
+    entry, runner = await smartpbx(command_timeout=COMMAND_TIMEOUT)
     data = runtime(entry)
     runner.silent = True
 

@@ -29,7 +29,6 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClientGenerat
 
 from custom_components.smartpbx import issues
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
     CONF_TOKEN,
     CONF_TRANSPORT,
     DOMAIN,
@@ -74,7 +73,6 @@ def _ha_mqtt_entry(hass: HomeAssistant) -> MockConfigEntry:
         title="Office PBX",
         unique_id=SMALL_PBX.serial,
         data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
-        options={CONF_COMMAND_TIMEOUT: 2.0},
     )
     entry.add_to_hass(hass)
     return entry
@@ -132,7 +130,7 @@ async def test_mqtt_not_loaded_raises_an_issue_that_clears_once_it_is(
 async def test_long_silence_raises_an_issue_that_clears_when_the_pbx_answers(
     hass: HomeAssistant, issue_registry: ir.IssueRegistry, smartpbx: SmartPbxFactory
 ) -> None:
-    entry, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(command_timeout=0.3)
     data = runtime(entry)
 
     runner.silent = True
@@ -167,7 +165,7 @@ async def test_connection_loss_pauses_the_silence_clock(
     smartpbx: SmartPbxFactory,
 ) -> None:
     """Without the broker nobody can tell whether the PBX answers: no issue then."""
-    entry, runner = await smartpbx(broker=private_broker, options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry, runner = await smartpbx(broker=private_broker, command_timeout=0.3)
     data = runtime(entry)
     runner.silent = True
     await data.system.async_refresh()
@@ -190,7 +188,7 @@ async def test_silence_counts_across_setup_retries_and_clears_on_success(
     monkeypatch.setattr(issues, "SILENT_REPAIR_AFTER", timedelta(seconds=0.2))
     runner = await start_simulator(real_broker)
     runner.silent = True
-    entry = add_entry(hass, real_broker, SMALL_PBX, options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry = add_entry(hass, real_broker, SMALL_PBX, command_timeout=0.3)
     try:
         await hass.config_entries.async_setup(entry.entry_id)
         assert entry.state is ConfigEntryState.SETUP_RETRY
@@ -218,7 +216,7 @@ async def test_removing_the_entry_removes_its_issues(
     monkeypatch.setattr(issues, "SILENT_REPAIR_AFTER", timedelta(0))
     runner = await start_simulator(real_broker)
     runner.silent = True
-    entry = add_entry(hass, real_broker, SMALL_PBX, options={CONF_COMMAND_TIMEOUT: 0.3})
+    entry = add_entry(hass, real_broker, SMALL_PBX, command_timeout=0.3)
     try:
         await hass.config_entries.async_setup(entry.entry_id)
         assert _issue(issue_registry, SILENT, entry.entry_id) is not None

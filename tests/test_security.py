@@ -25,7 +25,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, DOMAIN
+from custom_components.smartpbx.const import DOMAIN
 from custom_components.smartpbx.diagnostics import async_get_config_entry_diagnostics
 from smartpbx_sim.runner import SimulatorRunner
 
@@ -295,7 +295,7 @@ async def test_secrets_never_leak(
         broker,
         SECRET_PBX,
         data={CONF_USERNAME: USERNAME, CONF_PASSWORD: PASSWORD},
-        options={CONF_COMMAND_TIMEOUT: 0.5},
+        command_timeout=0.5,
     )
     try:
         await hass.config_entries.async_setup(entry.entry_id)

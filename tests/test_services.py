@@ -12,6 +12,7 @@ import dataclasses
 import json
 from typing import Any
 
+from homeassistant.components.diagnostics import REDACTED
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -22,7 +23,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.smartpbx import services
-from custom_components.smartpbx.const import CONF_COMMAND_TIMEOUT, DOMAIN
+from custom_components.smartpbx.const import DOMAIN
 from custom_components.smartpbx.pbx.models import Permission
 from smartpbx_sim.runner import SimulatorRunner
 
@@ -286,7 +287,7 @@ async def test_every_action_times_out_clearly(
 
     All actions run at once against one silent PBX, so the test waits one timeout only.
     """
-    _, runner = await smartpbx(options={CONF_COMMAND_TIMEOUT: 1.0})
+    _, runner = await smartpbx(command_timeout=1.0)
     runner.silent = True
     services_ = sorted(VALID_CALLS)
     results = await asyncio.gather(
@@ -320,7 +321,7 @@ async def test_every_action_needs_a_loaded_pbx(
     spy.clear()
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, service, VALID_CALLS[service])
-    assert_translated_error(caught.value, "config_entry_not_loaded", title=entry.title)
+    assert_core_error(caught.value, "service_config_entry_not_loaded", entry_title=entry.title)
     # Nothing can be in flight: the entry's client is gone. Give a stray message time anyway.
     await asyncio.sleep(0.1)
     assert spy.commands == []
@@ -353,11 +354,21 @@ async def test_response_only_actions_demand_a_response_request(
 # --- choosing the PBX ---------------------------------------------------------------------
 
 
+def assert_core_error(err: HomeAssistantError, key: str, **placeholders: str) -> None:
+    """``err`` is Home Assistant's own translated error ``key`` (service helper), for us."""
+    assert err.translation_domain == "homeassistant", err
+    assert err.translation_key == key, (err.translation_key, err)
+    given = dict(err.translation_placeholders or {})
+    assert given.get("domain", DOMAIN) == DOMAIN
+    for name, value in placeholders.items():
+        assert given.get(name) == value, (name, given)
+
+
 async def test_no_pbx_configured(hass: HomeAssistant) -> None:
     assert await async_setup_component(hass, DOMAIN, {})
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "get_live_calls", {})
-    assert_translated_error(caught.value, "no_config_entry")
+    assert_core_error(caught.value, "service_found_no_config_entry_for_domain")
 
 
 async def test_several_pbxs_need_config_entry_id(
@@ -370,7 +381,7 @@ async def test_several_pbxs_need_config_entry_id(
 
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "dial", {"caller": "8001", "callee": "8002"})
-    assert_translated_error(caught.value, "config_entry_ambiguous", titles="Branch PBX, SPX1004O4S")
+    assert_core_error(caught.value, "service_found_multiple_config_entry_for_domain")
 
     response = await call(
         hass, "dial", {"config_entry_id": branch.entry_id, "caller": "8001", "callee": "8002"}
@@ -381,23 +392,23 @@ async def test_several_pbxs_need_config_entry_id(
 
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "get_live_calls", {"config_entry_id": "no-such-entry"})
-    assert_translated_error(caught.value, "config_entry_not_found", config_entry_id="no-such-entry")
+    assert_core_error(caught.value, "service_config_entry_not_found", entry_id="no-such-entry")
 
     other_domain = MockConfigEntry(domain="other")
     other_domain.add_to_hass(hass)
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "get_live_calls", {"config_entry_id": other_domain.entry_id})
-    assert_translated_error(caught.value, "config_entry_not_found")
+    assert_core_error(caught.value, "service_config_entry_wrong_domain")
 
     assert await hass.config_entries.async_unload(main.entry_id)
     await hass.async_block_till_done()
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "get_live_calls", {"config_entry_id": main.entry_id})
-    assert_translated_error(caught.value, "config_entry_not_loaded", title=main.title)
+    assert_core_error(caught.value, "service_config_entry_not_loaded", entry_title=main.title)
     # Still two configured: naming the PBX stays required.
     with pytest.raises(ServiceValidationError) as caught:
         await call(hass, "get_live_calls", {})
-    assert_translated_error(caught.value, "config_entry_ambiguous")
+    assert_core_error(caught.value, "service_found_multiple_config_entry_for_domain")
     assert main.state is ConfigEntryState.NOT_LOADED
 
 
@@ -860,8 +871,8 @@ async def test_send_command_returns_the_raw_reply_without_pins(
         await call(hass, "send_command", {"sub_topic": "conf", "payload": {"cmd": "conf_list"}})
     )
     (room,) = reply["conflist"]
-    assert room["participantpassword"] == services.REDACTED
-    assert room["moderatorpassword"] == services.REDACTED
+    assert room["participantpassword"] == REDACTED
+    assert room["moderatorpassword"] == REDACTED
     assert runner.pbx.conferences["7001"].participantpassword not in json.dumps(reply)
 
     assert (

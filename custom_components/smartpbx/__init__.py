@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
@@ -16,23 +15,17 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from . import events, services
+from .call_log import CallLog
 from .const import (
     BROKER_CONNECT_TIMEOUT,
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     CONF_TOKEN,
     CONF_TRANSPORT,
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT,
     DOMAIN,
-    LOGGER,
     MAX_PENDING_COMMANDS,
     TRANSPORT_HA_MQTT,
 )
 from .coordinator import (
-    CallLog,
-    PbxHealth,
     SmartPbxConferenceCoordinator,
     SmartPbxConfigEntry,
     SmartPbxData,
@@ -76,16 +69,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
 
     Everything acquired is released through ``entry.async_on_unload``, which runs both
     on unload and when setup fails half-way (callbacks run last-registered first).
+    Options an older version saved (poll interval, command timeout) are ignored.
     """
     transport = await _async_connect_transport(hass, entry)
-    command_timeout = float(entry.options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT))
-    poll_interval = timedelta(seconds=entry.options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL))
-    client = SmartPbxClient(
-        transport,
-        entry.data[CONF_TOKEN],
-        timeout=command_timeout,
-        max_pending=MAX_PENDING_COMMANDS,
-    )
+    client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
     try:
         await client.start()
     except PbxError as err:
@@ -94,16 +81,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         ) from err
     entry.async_on_unload(client.stop)
 
-    health = PbxHealth(connected=client.connected)
-    system = SmartPbxSystemCoordinator(
-        hass,
-        entry,
-        client,
-        health,
-        poll_interval=poll_interval,
-        command_timeout=command_timeout,
-    )
-    health.system = system
+    system = SmartPbxSystemCoordinator(hass, entry, client)
     silence = PbxSilenceWatch(hass, entry)
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
@@ -122,18 +100,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
             translation_placeholders={"expected": entry.unique_id, "actual": serial},
         )
 
-    queues = SmartPbxQueueCoordinator(
-        hass, entry, client, health, poll_interval=poll_interval, command_timeout=command_timeout
-    )
-    conferences = SmartPbxConferenceCoordinator(
-        hass, entry, client, health, poll_interval=poll_interval, command_timeout=command_timeout
-    )
-    live_calls = SmartPbxLiveCallCoordinator(
-        hass, entry, client, health, poll_interval=poll_interval, command_timeout=command_timeout
-    )
-    await queues.async_config_entry_first_refresh()
-    await conferences.async_config_entry_first_refresh()
-    await live_calls.async_config_entry_first_refresh()
+    queues = SmartPbxQueueCoordinator(hass, entry, client)
+    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
+    live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
+    for coordinator in (queues, conferences, live_calls):
+        await coordinator.async_config_entry_first_refresh()
 
     call_log = CallLog(hass)
     entry.async_on_unload(call_log.async_start())
@@ -150,18 +121,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         conferences=conferences,
         live_calls=live_calls,
         call_log=call_log,
-        health=health,
-        command_timeout=command_timeout,
         pbx_device_id=pbx_device.id,
+        connected=client.connected,
     )
 
     entry.async_on_unload(client.add_event_listener(_event_handler(data)))
-    entry.async_on_unload(
-        client.add_connection_listener(_connection_handler(hass, entry, data, silence))
-    )
-    entry.async_on_unload(
-        system.async_add_listener(_system_health_handler(hass, entry, data, silence))
-    )
+    entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
+    entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
     entry.async_on_unload(events.async_setup_events(hass, entry))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -262,71 +228,46 @@ def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
     return handle
 
 
-def _refresh_all(
-    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData, *, system: bool
-) -> None:
-    """Poll every coordinator now (the system one too, if ``system``), in the background."""
-    coordinators = data.coordinators if system else data.coordinators[1:]
-    for coordinator in coordinators:
-        entry.async_create_background_task(
-            hass, coordinator.async_refresh(), f"{coordinator.name} refresh after outage"
-        )
+def _connection_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[bool], None]:
+    """Tell every entity when the broker connection goes or comes back; catch up after.
 
-
-def _connection_handler(
-    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData, silence: PbxSilenceWatch
-) -> Callable[[bool], None]:
-    """Make entities unavailable while the broker connection is down; catch up after.
-
-    Both transports already log the loss and the return of the connection once each
-    (rate-limited), so this only logs at debug level.
+    Entities derive their availability from the state reported here (entity.py): the
+    transport's ``connected`` property may lag behind its report. Both transports log the
+    loss and the return once each already.
     """
 
     @callback
     def handle(connected: bool) -> None:
-        if connected == data.health.connected:
+        if connected == data.connected:
             return
-        data.health.set_connected(connected)
-        LOGGER.debug("MQTT connection %s", "restored" if connected else "lost")
-        if not connected:
-            # Whether the PBX answers cannot be told without the broker.
-            silence.async_pause()
-        if connected:
-            # Entities show the data from before the outage until this refresh lands
-            # (a few round trips); a PBX that went silent meanwhile fails it as usual.
-            _refresh_all(hass, entry, data, system=True)
+        data.connected = connected
         for coordinator in data.coordinators:
             coordinator.async_update_listeners()
+            if connected:
+                # What changed during the outage, without waiting for the next poll.
+                entry.async_create_background_task(
+                    coordinator.hass,
+                    coordinator.async_refresh(),
+                    f"{coordinator.name} refresh after reconnect",
+                )
 
     return handle
 
 
-def _system_health_handler(
-    hass: HomeAssistant, entry: SmartPbxConfigEntry, data: SmartPbxData, silence: PbxSilenceWatch
-) -> Callable[[], None]:
-    """When the PBX stops or resumes answering, tell every entity and catch up on data.
+def _silence_handler(data: SmartPbxData, silence: PbxSilenceWatch) -> Callable[[], None]:
+    """The repair issue follows the system poll: it is the PBX's health check.
 
-    The system coordinator has logged the change once already (Home Assistant's
-    coordinator does that); the others skip their polls while the PBX is silent. A
-    silence that lasts raises a repair issue (issues.py).
+    While the broker is connected, a failed system poll means the PBX does not answer
+    (issues.py raises the issue once that lasts); without the broker nobody can tell.
     """
-    answered = data.system.last_update_success
 
     @callback
     def handle() -> None:
-        nonlocal answered
-        if data.health.connected:
-            # A poll skipped while disconnected "succeeds" without asking the PBX.
-            if data.system.last_update_success:
-                silence.async_answered()
-            else:
-                silence.async_not_answering(wait=True)
-        if data.system.last_update_success == answered:
-            return
-        answered = data.system.last_update_success
-        if answered:
-            _refresh_all(hass, entry, data, system=False)
-        for coordinator in data.coordinators[1:]:
-            coordinator.async_update_listeners()
+        if not data.connected:
+            silence.async_pause()
+        elif data.system.last_update_success:
+            silence.async_answered()
+        else:
+            silence.async_not_answering(wait=True)
 
     return handle

@@ -16,7 +16,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
-from .entity import ExtensionEntity, PbxEntity, TrunkEntity, async_add_entities_for_new_keys
+from .entity import (
+    ExtensionEntity,
+    PbxEntity,
+    TrunkEntity,
+    async_add_system_entities,
+)
 from .pbx.models import Extension, ExtensionState, Trunk, TrunkState
 
 PARALLEL_UPDATES = 0
@@ -43,7 +48,7 @@ class PbxConnectivitySensor(PbxEntity[SmartPbxCoordinator[Any]], BinarySensorEnt
 
     @property
     def is_on(self) -> bool:
-        return self.runtime.health.available
+        return self.runtime.connected and self.coordinator.last_update_success
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,27 +122,21 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data)])
 
-    def extension_sensors(number: str) -> list[ExtensionBinarySensor]:
-        extension = data.system.data.extensions[number]
-        return [
+    async_add_system_entities(
+        entry,
+        async_add_entities,
+        lambda system: system.extensions,
+        lambda extension: [
             ExtensionBinarySensor(data.system, data, description, extension)
             for description in EXTENSION_BINARY_SENSORS
-        ]
-
-    def trunk_sensors(name: str) -> list[TrunkBinarySensor]:
-        trunk = data.system.data.trunks[name]
-        return [
+        ],
+    )
+    async_add_system_entities(
+        entry,
+        async_add_entities,
+        lambda system: system.trunks,
+        lambda trunk: [
             TrunkBinarySensor(data.system, data, description, trunk)
             for description in TRUNK_BINARY_SENSORS
-        ]
-
-    async_add_entities_for_new_keys(
-        entry,
-        data.system,
-        lambda: data.system.data.extensions,
-        extension_sensors,
-        async_add_entities,
-    )
-    async_add_entities_for_new_keys(
-        entry, data.system, lambda: data.system.data.trunks, trunk_sensors, async_add_entities
+        ],
     )

@@ -10,15 +10,9 @@ from collections.abc import Awaitable, Mapping
 import re
 from typing import Any, Final
 
-from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    ConfigEntry,
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlowWithReload,
-)
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -32,21 +26,13 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 import voluptuous as vol
 
 from .const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     CONF_TLS,
     CONF_TOKEN,
     CONF_TRANSPORT,
     CONF_VERIFY_SSL,
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT,
     DOMAIN,
     LOGGER,
-    MAX_COMMAND_TIMEOUT,
-    MAX_POLL_INTERVAL,
-    MIN_COMMAND_TIMEOUT,
-    MIN_POLL_INTERVAL,
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
@@ -77,25 +63,6 @@ _BROKER_FIELDS: Final = (
 
 # Schemas are typed Any: Home Assistant's signatures name probatio's Schema, which type
 # checkers do not equate with the voluptuous name imported here (aliased at run time).
-_DIRECT_SCHEMA: Final[Any] = vol.Schema(
-    {
-        vol.Required(CONF_HOST): TextSelector(TextSelectorConfig(autocomplete="off")),
-        vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
-            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
-        ),
-        vol.Optional(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
-        vol.Optional(CONF_PASSWORD): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
-        ),
-        vol.Required(CONF_TLS, default=False): BooleanSelector(),
-        vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
-    }
-)
-
-_TOKEN_SCHEMA: Final[Any] = vol.Schema(
-    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
-)
-
 _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
     {
         vol.Optional(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
@@ -103,6 +70,22 @@ _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
             TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
         ),
     }
+)
+
+_DIRECT_SCHEMA: Final[Any] = vol.Schema(
+    {
+        vol.Required(CONF_HOST): TextSelector(TextSelectorConfig(autocomplete="off")),
+        vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
+            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+        ),
+        **_CREDENTIALS_SCHEMA.schema,
+        vol.Required(CONF_TLS, default=False): BooleanSelector(),
+        vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
+    }
+)
+
+_TOKEN_SCHEMA: Final[Any] = vol.Schema(
+    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
 )
 
 
@@ -157,11 +140,6 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         """Transport settings chosen so far (everything but the token)."""
         self._discovered_token: str | None = None
         self._discovered_info: DeviceInfo | None = None
-
-    @staticmethod
-    @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> SmartPbxOptionsFlow:
-        return SmartPbxOptionsFlow()
 
     def is_matching(self, other_flow: SmartPbxConfigFlow) -> bool:
         """Another discovery flow for the same token: the PBX publishes often."""
@@ -345,46 +323,3 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={"host": entry.data[CONF_HOST]},
             errors=errors,
         )
-
-
-class SmartPbxOptionsFlow(OptionsFlowWithReload):
-    """Poll interval and command timeout; the entry reloads when they change."""
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    CONF_POLL_INTERVAL: int(user_input[CONF_POLL_INTERVAL]),
-                    CONF_COMMAND_TIMEOUT: float(user_input[CONF_COMMAND_TIMEOUT]),
-                }
-            )
-        options = self.config_entry.options
-        schema: Any = vol.Schema(
-            {
-                vol.Required(
-                    CONF_POLL_INTERVAL,
-                    default=options.get(CONF_POLL_INTERVAL, DEFAULT_POLL_INTERVAL),
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_POLL_INTERVAL,
-                        max=MAX_POLL_INTERVAL,
-                        step=1,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
-                vol.Required(
-                    CONF_COMMAND_TIMEOUT,
-                    default=options.get(CONF_COMMAND_TIMEOUT, DEFAULT_COMMAND_TIMEOUT),
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_COMMAND_TIMEOUT,
-                        max=MAX_COMMAND_TIMEOUT,
-                        step=0.5,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
-            }
-        )
-        return self.async_show_form(step_id="init", data_schema=schema)

@@ -19,17 +19,6 @@ CONF_VERIFY_SSL: Final = "verify_ssl"
 # CONF_HOST, CONF_PORT, CONF_USERNAME, CONF_PASSWORD come from homeassistant.const
 
 DEFAULT_PORT: Final = 1883
-DEFAULT_TLS_PORT: Final = 8883
-
-# Options
-CONF_POLL_INTERVAL: Final = "poll_interval"
-CONF_COMMAND_TIMEOUT: Final = "command_timeout"
-DEFAULT_POLL_INTERVAL: Final = 30
-MIN_POLL_INTERVAL: Final = 5
-MAX_POLL_INTERVAL: Final = 3600
-DEFAULT_COMMAND_TIMEOUT: Final = 10.0
-MIN_COMMAND_TIMEOUT: Final = 2.0
-MAX_COMMAND_TIMEOUT: Final = 60.0
 
 # How long the PBX may stay silent before a repair issue suggests reconfiguring.
 SILENT_REPAIR_AFTER: Final = timedelta(minutes=15)
@@ -38,7 +27,6 @@ SILENT_REPAIR_AFTER: Final = timedelta(minutes=15)
 EVENT_INVITE: Final = f"{DOMAIN}_invite"
 EVENT_IVR_DTMF: Final = f"{DOMAIN}_ivr_dtmf"
 EVENT_CDR: Final = f"{DOMAIN}_cdr"
-EVENT_EXTENSION_STATUS: Final = f"{DOMAIN}_extension_status"
 EVENT_UNKNOWN: Final = f"{DOMAIN}_event"
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
@@ -46,6 +34,8 @@ ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 MANUFACTURER: Final = "Smart PBX"
 
 # Runtime (coordinators and entities)
+POLL_INTERVAL: Final = timedelta(seconds=30)
+"""How often each coordinator polls what the PBX does not push (not user-configurable)."""
 LIVE_CALL_REFRESH_COOLDOWN: Final = 0.75
 """Seconds call events are batched before one ``livecall`` poll."""
 STATUS_FETCH_CONCURRENCY: Final = 8
@@ -60,8 +50,8 @@ BOOT_TIME_TOLERANCE: Final = timedelta(minutes=1)
 """Last boot only moves when the computed boot time shifts by more than this."""
 BROKER_CONNECT_TIMEOUT: Final = 15.0
 """Seconds setup waits for the direct broker connection before retrying later."""
-FIRST_ANSWER_ATTEMPT: Final = 0.5
-"""Seconds the first deviceInfo at setup waits before asking again (doubling each time)."""
+SETUP_ANSWER_WITHIN: Final = 15.0
+"""Seconds setup gives the PBX to answer its first deviceInfo (asked with growing waits)."""
 
 # Reliability (see docs/reliability.md)
 MAX_PENDING_COMMANDS: Final = 1024
@@ -70,5 +60,3 @@ ISSUE_MQTT_NOT_AVAILABLE: Final = "mqtt_not_available"
 """Repair issue (one per entry): it uses Home Assistant's MQTT, which is not set up."""
 ISSUE_PBX_NOT_ANSWERING: Final = "pbx_not_answering"
 """Repair issue (one per entry): the PBX has not answered for SILENT_REPAIR_AFTER."""
-CONNECTION_LOSS_GRACE: Final = 2.0
-"""Seconds a poll whose command failed on the connection waits for the transport to say so."""

@@ -40,15 +40,12 @@ async def async_get_config_entry_diagnostics(
         "entry": {
             "title": entry.title,
             "data": async_redact_data(entry.data, TO_REDACT_CONFIG),
-            "options": dict(entry.options),
         },
         "connection": {
             "transport": entry.data.get(CONF_TRANSPORT),
-            "connected": client.connected,
+            "connected": data.connected,
             "pbx_answering": data.system.last_update_success,
-            "available": data.health.available,
             "pending_commands": client.pending_count,
-            "command_timeout": data.command_timeout,
         },
         "counters": client.stats.as_dict(),
         "coordinators": {

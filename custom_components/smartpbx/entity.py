@@ -2,12 +2,13 @@
 
 Devices: the PBX, and via it one device per extension, trunk, queue and conference. All
 identifiers derive from the PBX serial (see identifiers.py). Entities of a child device
-are available only while the PBX answers and the child is still listed.
+are available only while their data is fresh and the child is still listed (see
+``SmartPbxEntity.available``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -18,13 +19,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import (
-    ConferenceData,
-    QueueData,
-    SmartPbxConfigEntry,
-    SmartPbxCoordinator,
-    SmartPbxData,
-)
+from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData, SystemData
 from .identifiers import (
     conference_identifier,
     extension_identifier,
@@ -62,6 +57,19 @@ def extension_name(extension: Extension) -> str:
 
 
 _EXTENSION_MODELS = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
+_TRUNK_MODELS = {TrunkType.SIP: "SIP trunk", TrunkType.FXO: "FXO trunk"}
+
+
+def _child_device_info(
+    runtime: SmartPbxData, identifier: tuple[str, str], model: str, name: str
+) -> DeviceInfo:
+    return DeviceInfo(
+        identifiers={identifier},
+        manufacturer=MANUFACTURER,
+        model=model,
+        name=name,
+        via_device_id=runtime.pbx_device_id,
+    )
 
 
 def extension_device_info(runtime: SmartPbxData, extension: Extension) -> DeviceInfo:
@@ -75,46 +83,26 @@ def extension_device_info(runtime: SmartPbxData, extension: Extension) -> Device
     cached = runtime.extension_devices.get(extension.number)
     if cached is not None and cached.get("name") == name and cached.get("model") == model:
         return cached
-    info = DeviceInfo(
-        identifiers={extension_identifier(runtime.serial, extension.number)},
-        manufacturer=MANUFACTURER,
-        model=model,
-        name=name,
-        via_device_id=runtime.pbx_device_id,
-    )
+    identifier = extension_identifier(runtime.serial, extension.number)
+    info = _child_device_info(runtime, identifier, model, name)
     runtime.extension_devices[extension.number] = info
     return info
 
 
 def trunk_device_info(runtime: SmartPbxData, trunk: Trunk) -> DeviceInfo:
-    model = {TrunkType.SIP: "SIP trunk", TrunkType.FXO: "FXO trunk"}
-    return DeviceInfo(
-        identifiers={trunk_identifier(runtime.serial, trunk.name)},
-        manufacturer=MANUFACTURER,
-        model=model.get(trunk.type, "Trunk"),
-        name=f"Trunk {trunk.name}",
-        via_device_id=runtime.pbx_device_id,
-    )
+    model = _TRUNK_MODELS.get(trunk.type, "Trunk")
+    identifier = trunk_identifier(runtime.serial, trunk.name)
+    return _child_device_info(runtime, identifier, model, f"Trunk {trunk.name}")
 
 
 def queue_device_info(runtime: SmartPbxData, number: str) -> DeviceInfo:
-    return DeviceInfo(
-        identifiers={queue_identifier(runtime.serial, number)},
-        manufacturer=MANUFACTURER,
-        model="Call queue",
-        name=f"Queue {number}",
-        via_device_id=runtime.pbx_device_id,
-    )
+    identifier = queue_identifier(runtime.serial, number)
+    return _child_device_info(runtime, identifier, "Call queue", f"Queue {number}")
 
 
 def conference_device_info(runtime: SmartPbxData, number: str) -> DeviceInfo:
-    return DeviceInfo(
-        identifiers={conference_identifier(runtime.serial, number)},
-        manufacturer=MANUFACTURER,
-        model="Conference room",
-        name=f"Conference {number}",
-        via_device_id=runtime.pbx_device_id,
-    )
+    identifier = conference_identifier(runtime.serial, number)
+    return _child_device_info(runtime, identifier, "Conference room", f"Conference {number}")
 
 
 def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
@@ -247,7 +235,15 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[C
 
     @property
     def available(self) -> bool:
-        return super().available and self.runtime.health.available and self._present
+        """The one availability rule of the integration.
+
+        An entity is available while the MQTT transport is connected, its coordinator's
+        last poll succeeded (a failed poll raises UpdateFailed; Home Assistant logs the
+        failure and the recovery once each) and the PBX still lists its subject. The
+        connection listener and every poll notify the entities; the repair issue for a
+        PBX that stays silent follows the system coordinator (``__init__.py``).
+        """
+        return self.runtime.connected and super().available and self._present
 
     @property
     def _present(self) -> bool:
@@ -362,62 +358,36 @@ class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordin
         return self.trunk is not None
 
 
-class QueueEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
-    """An entity of one call queue."""
+class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]]]):
+    """An entity of one queue or conference: ``number`` in its coordinator's data."""
 
     def __init__(
         self,
-        coordinator: CoordinatorT,
+        coordinator: SmartPbxCoordinator[dict[str, DataT]],
         runtime: SmartPbxData,
         description: EntityDescription,
         number: str,
         *,
         unique_part: str | None = None,
     ) -> None:
+        kind = "queue" if coordinator is runtime.queues else "conference"
+        device_info = queue_device_info if kind == "queue" else conference_device_info
         super().__init__(
             coordinator,
             runtime,
             description,
-            device_info=queue_device_info(runtime, number),
-            unique_part=unique_part or f"queue_{number}",
+            device_info=device_info(runtime, number),
+            unique_part=unique_part or f"{kind}_{number}",
         )
-        self.queue_number = number
+        self.number = number
 
     @property
-    def queue_data(self) -> QueueData | None:
-        return self.runtime.queues.data.get(self.queue_number)
+    def listed(self) -> DataT | None:
+        return self.coordinator.data.get(self.number)
 
     @property
     def _present(self) -> bool:
-        return self.queue_data is not None
-
-
-class ConferenceEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
-    """An entity of one conference room."""
-
-    def __init__(
-        self,
-        coordinator: CoordinatorT,
-        runtime: SmartPbxData,
-        description: EntityDescription,
-        number: str,
-    ) -> None:
-        super().__init__(
-            coordinator,
-            runtime,
-            description,
-            device_info=conference_device_info(runtime, number),
-            unique_part=f"conference_{number}",
-        )
-        self.conference_number = number
-
-    @property
-    def conference_data(self) -> ConferenceData | None:
-        return self.runtime.conferences.data.get(self.conference_number)
-
-    @property
-    def _present(self) -> bool:
-        return self.conference_data is not None
+        return self.listed is not None
 
 
 # --- adding entities as the PBX grows ------------------------------------------------------
@@ -472,6 +442,27 @@ def async_add_entities_for_new_keys[KeyT](
 
     check()
     entry.async_on_unload(coordinator.async_add_listener(check))
+
+
+@callback
+def async_add_system_entities[ItemT: (Extension, Trunk)](
+    entry: SmartPbxConfigEntry,
+    async_add_entities: Callable[[list[Entity]], None],
+    items: Callable[[SystemData], Mapping[str, ItemT]],
+    create: Callable[[ItemT], Iterable[Entity]],
+) -> None:
+    """Entities for every extension (or trunk) now, and for each the PBX lists later.
+
+    ``items`` picks the extensions or the trunks out of the system data.
+    """
+    system = entry.runtime_data.system
+    async_add_entities_for_new_keys(
+        entry,
+        system,
+        lambda: items(system.data),
+        lambda key: create(items(system.data)[key]),
+        async_add_entities,
+    )
 
 
 @callback

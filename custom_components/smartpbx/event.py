@@ -19,7 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import LOGGER
 from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxSystemCoordinator
-from .entity import ExtensionEntity, PbxEntity, async_add_entities_for_new_keys
+from .entity import ExtensionEntity, PbxEntity, async_add_system_entities
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
 
@@ -130,9 +130,6 @@ class _PbxEventMixin(EventEntity):
     runtime: SmartPbxData
     coordinator: SmartPbxSystemCoordinator
 
-    def _accepts(self, event: PbxEvent) -> bool:
-        return True
-
     def _signal_extension(self) -> str | None:
         """Listen to one extension's invites only (None: everything the PBX sends)."""
         return None
@@ -149,8 +146,6 @@ class _PbxEventMixin(EventEntity):
 
     @callback
     def _async_handle_pbx_event(self, event: PbxEvent, data: Mapping[str, Any]) -> None:
-        if not self._accepts(event):
-            return
         if (recorded := self.entity_description.event_fn(event, data)) is None:
             return
         event_type, attributes = recorded
@@ -167,10 +162,8 @@ class SmartPbxExtensionEventEntity(_PbxEventMixin, ExtensionEntity[SmartPbxSyste
 
     _follows_status_events = False  # records invites, not status changes
 
-    def _accepts(self, event: PbxEvent) -> bool:
-        return isinstance(event, InviteEvent) and event.to_number == self.number
-
     def _signal_extension(self) -> str | None:
+        # Only the invites to this extension are sent on its signal (events.py).
         return self.number
 
 
@@ -186,10 +179,11 @@ async def async_setup_entry(
         SmartPbxEventEntity(system, runtime, description) for description in PBX_EVENT_DESCRIPTIONS
     )
 
-    def create(number: str) -> list[SmartPbxExtensionEventEntity]:
-        extension = system.data.extensions[number]
-        return [SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)]
-
-    async_add_entities_for_new_keys(
-        entry, system, lambda: system.data.extensions, create, async_add_entities
+    async_add_system_entities(
+        entry,
+        async_add_entities,
+        lambda system: system.extensions,
+        lambda extension: [
+            SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)
+        ],
     )

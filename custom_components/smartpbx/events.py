@@ -2,16 +2,17 @@
 
 Every event the client parses is fired on the bus synchronously, from the client's
 listener, in the order the PBX published them: no task per event, so a burst of a
-thousand status changes arrives as a thousand bus events in order, and nothing is
-dropped. Events this integration does not model are fired as ``smartpbx_event`` with
-their payload, so automations can use firmware features before we model them.
+thousand calls arrives as a thousand bus events in order, and nothing is dropped.
+Extension status changes are not bus events: the status sensor's state history and
+logbook carry each of them. Events this integration does not model are fired as
+``smartpbx_event`` with their payload, so automations can use firmware features before
+we model them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-import re
 from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -23,13 +24,13 @@ from .const import (
     ATTR_CONFIG_ENTRY_ID,
     DOMAIN,
     EVENT_CDR,
-    EVENT_EXTENSION_STATUS,
     EVENT_INVITE,
     EVENT_IVR_DTMF,
     EVENT_UNKNOWN,
 )
 from .coordinator import SmartPbxConfigEntry
-from .identifiers import extension_identifier, pbx_identifier
+from .entity import display_name
+from .identifiers import extension_identifier
 from .pbx.models import (
     CallRecord,
     ExtensionStatusEvent,
@@ -41,9 +42,6 @@ from .pbx.models import (
 
 ATTR_DEVICE_ID = "device_id"
 ATTR_EXTENSION_DEVICE_ID = "extension_device_id"
-
-# A SIP contact such as "sip:8001@192.168.8.171:63414" (IPv6 hosts come bracketed).
-_SIP_CONTACT = re.compile(r"^sips?:(?:[^@]*@)?(\[[0-9A-Fa-f:.]+\]|[^:;>\s]+)")
 
 
 def pbx_event_signal(
@@ -64,15 +62,6 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def contact_host(contact: str | None) -> str | None:
-    """The address in a SIP contact, or the text itself when it is not a SIP URI."""
-    if not contact:
-        return None
-    if (match := _SIP_CONTACT.match(contact.strip())) is None:
-        return contact.strip()
-    return match[1].strip("[]")
-
-
 class _EventRelay:
     """Turns the client's parsed events into bus events and entity signals."""
 
@@ -82,17 +71,6 @@ class _EventRelay:
         self._serial = entry.runtime_data.serial
         self._device_registry = dr.async_get(hass)
         self._signal = pbx_event_signal(entry.entry_id)
-        self._pbx_device_id: str | None = None
-
-    def _device_id(self) -> str | None:
-        # The PBX device exists from set-up on; cached once found, as it never changes.
-        if self._pbx_device_id is None and (
-            device := self._device_registry.async_get_device_by_identifier(
-                pbx_identifier(self._serial), self._entry.entry_id
-            )
-        ):
-            self._pbx_device_id = device.id
-        return self._pbx_device_id
 
     def _extension_device_id(self, *numbers: str) -> str | None:
         """The device of the first of ``numbers`` that is an extension of this PBX."""
@@ -106,28 +84,24 @@ class _EventRelay:
         return None
 
     def _name(self, number: str) -> str | None:
-        """The extension's name where the PBX gave one (not just its number again)."""
         system = self._entry.runtime_data.system.data
-        if system is None or (extension := system.extensions.get(number)) is None:
-            return None
-        name = extension.name.strip()
-        return name if name and name != number else None
+        extension = system.extensions.get(number)
+        return None if extension is None else display_name(extension)
 
     def _base(self, *numbers: str) -> dict[str, Any]:
         return {
             ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
-            ATTR_DEVICE_ID: self._device_id(),
+            ATTR_DEVICE_ID: self._entry.runtime_data.pbx_device_id,
             ATTR_EXTENSION_DEVICE_ID: self._extension_device_id(*numbers),
         }
 
     @callback
     def async_handle(self, event: PbxEvent) -> None:
+        if isinstance(event, ExtensionStatusEvent):
+            # The status sensor's own history and logbook carry every change.
+            return
         event_type, data = self._describe(event)
         self._hass.bus.async_fire(event_type, data)
-        if isinstance(event, ExtensionStatusEvent):
-            # No event entity records status changes; the sensors get them from the
-            # coordinator. Skipping the dispatch keeps the hot path of bursts short.
-            return
         async_dispatcher_send(self._hass, self._signal, event, data)
         if isinstance(event, InviteEvent):
             async_dispatcher_send(
@@ -137,7 +111,9 @@ class _EventRelay:
                 data,
             )
 
-    def _describe(self, event: PbxEvent) -> tuple[str, dict[str, Any]]:
+    def _describe(
+        self, event: InviteEvent | IvrDtmfEvent | CallRecord | UnknownEvent
+    ) -> tuple[str, dict[str, Any]]:
         match event:
             case InviteEvent():
                 # The called party is the extension the invite pops up on.
@@ -177,20 +153,10 @@ class _EventRelay:
                     "dtmf": event.dtmf,
                     "record_file": event.record_file,
                 }
-            case ExtensionStatusEvent():
-                return EVENT_EXTENSION_STATUS, {
-                    **self._base(event.extension),
-                    "extension": event.extension,
-                    "extension_name": self._name(event.extension),
-                    "state": event.state.value,
-                    "state_raw": event.state_raw,
-                    "ip_address": contact_host(event.ip_address),
-                    "contact": event.ip_address,
-                }
-            case UnknownEvent():
+            case _:
                 return EVENT_UNKNOWN, {
                     ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
-                    ATTR_DEVICE_ID: self._device_id(),
+                    ATTR_DEVICE_ID: self._entry.runtime_data.pbx_device_id,
                     "event": event.event,
                     "payload": _plain(event.raw),
                 }

@@ -12,7 +12,6 @@ from homeassistant.helpers import device_registry as dr
 from .const import (
     DOMAIN,
     EVENT_CDR,
-    EVENT_EXTENSION_STATUS,
     EVENT_INVITE,
     EVENT_IVR_DTMF,
     EVENT_UNKNOWN,
@@ -21,15 +20,6 @@ from .const import (
 
 type _Describe = Callable[[str, str, Callable[[Event], dict[str, str]]], None]
 
-# How a normalised state reads after "is now"; unknown states show the PBX's own word.
-_STATE_WORDS = {
-    "idle": "idle",
-    "in_use": "in use",
-    "busy": "busy",
-    "ringing": "ringing",
-    "on_hold": "on hold",
-    "unavailable": "unavailable",
-}
 _DISPOSITION_WORDS = {
     "answered": "answered",
     "no_answer": "no answer",
@@ -74,11 +64,6 @@ def _cdr_message(data: Mapping[str, Any]) -> str:
     )
 
 
-def _extension_status_message(data: Mapping[str, Any]) -> str:
-    state = _STATE_WORDS.get(str(data.get("state"))) or str(data.get("state_raw") or "unknown")
-    return f"Extension {_party(data, 'extension', 'extension_name')} is now {state}"
-
-
 def _unknown_message(data: Mapping[str, Any]) -> str:
     return f"Event {data.get('event') or '(unnamed)'} received"
 
@@ -87,7 +72,6 @@ _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     EVENT_INVITE: _invite_message,
     EVENT_IVR_DTMF: _ivr_dtmf_message,
     EVENT_CDR: _cdr_message,
-    EVENT_EXTENSION_STATUS: _extension_status_message,
     EVENT_UNKNOWN: _unknown_message,
 }
 

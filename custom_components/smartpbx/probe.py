@@ -35,15 +35,8 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT: Final = 10.0
 """Seconds the whole probe (broker connection included) may take. Tests shorten it."""
 
-PROBE_FIRST_ATTEMPT: Final = 1.0
-"""Seconds the first ``deviceInfo`` waits; every retry waits twice as long as the last.
-
-Home Assistant's MQTT client sends subscriptions in batches a moment after they are
-requested, so the reply to a command published right after subscribing can reach the
-broker before our subscription does and be dropped. Asking again with a growing wait
-covers that race and a PBX that answers slowly, without ever abandoning a PBX that is
-consistently slower than the first wait.
-"""
+PROBE_FIRST_ATTEMPT: Final = 0.5
+"""Seconds the first ``deviceInfo`` waits; every retry waits twice as long as the last."""
 
 _COMMAND = "deviceInfo"
 
@@ -144,20 +137,30 @@ async def async_probe_pbx(
     """
     token = validate_token(data[CONF_TOKEN])
     total = PROBE_TIMEOUT if probe_timeout is None else probe_timeout
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + total
     async with _async_open_transport(hass, data, total) as transport:
         client = SmartPbxClient(transport, token, timeout=total)
         try:
             await client.start()
-            attempt_timeout = PROBE_FIRST_ATTEMPT
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise PbxTimeoutError(_COMMAND, total)
-                try:
-                    return await client.device_info(timeout=min(attempt_timeout, remaining))
-                except PbxTimeoutError:
-                    attempt_timeout *= 2
+            return await async_ask_device_info(client, within=total)
         finally:
             await client.stop()
+
+
+async def async_ask_device_info(client: SmartPbxClient, *, within: float) -> DeviceInfo:
+    """Ask for deviceInfo with a short wait, then twice as long each time, ``within`` s in all.
+
+    Home Assistant's MQTT client sends subscriptions in batches a moment after they are
+    requested, so the reply to a command published right after subscribing can reach the
+    broker before our subscription does and be dropped. Asking again with a growing wait
+    covers that race and a PBX that answers slowly, without ever abandoning a PBX that is
+    consistently slower than the first wait. Raises PbxTimeoutError after ``within``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    attempt = PROBE_FIRST_ATTEMPT
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            return await client.device_info(timeout=min(attempt, remaining))
+        except PbxTimeoutError:
+            attempt *= 2
+    raise PbxTimeoutError(_COMMAND, within)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -16,14 +16,13 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory, UnitOfElectricPotential, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
+from .call_log import CALL_COUNTERS, LAST_CALL, CallCounterSensor, LastCallSensor
 from .const import BOOT_TIME_TOLERANCE, MAX_CALLS_IN_ATTRIBUTES
 from .coordinator import (
-    CallLog,
-    LastCall,
+    ConferenceData,
     QueueData,
     SmartPbxConfigEntry,
     SmartPbxCoordinator,
@@ -32,16 +31,23 @@ from .coordinator import (
     peer_of_extension,
 )
 from .entity import (
-    ConferenceEntity,
     ExtensionEntity,
+    ListedEntity,
     PbxEntity,
-    QueueEntity,
     TrunkEntity,
     async_add_entities_for_new_keys,
+    async_add_system_entities,
     display_name,
-    pbx_device_info,
 )
-from .pbx.models import Extension, ExtensionState, LiveCall, Trunk, TrunkState, TrunkType
+from .pbx.models import (
+    Extension,
+    ExtensionState,
+    LiveCall,
+    QueueStatus,
+    Trunk,
+    TrunkState,
+    TrunkType,
+)
 
 # Coordinator entities: updates come from coordinators, no entity polls on its own.
 PARALLEL_UPDATES = 0
@@ -167,135 +173,6 @@ class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
         return self._boot
 
 
-# --- call records -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DailyCount(ExtraStoredData):
-    """A daily counter as saved across restarts: the count and the day it belongs to."""
-
-    day: date
-    count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"day": self.day.isoformat(), "count": self.count}
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> DailyCount | None:
-        try:
-            return cls(day=date.fromisoformat(stored["day"]), count=int(stored["count"]))
-        except KeyError, TypeError, ValueError:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLastCall(ExtraStoredData):
-    """The last call as saved across restarts."""
-
-    last_call: LastCall
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "received": self.last_call.received.isoformat(),
-            "attributes": self.last_call.attributes,
-        }
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> LastCall | None:
-        try:
-            received = dt_util.parse_datetime(stored["received"])
-            attributes = dict(stored["attributes"])
-        except KeyError, TypeError, ValueError:
-            return None
-        if received is None:
-            return None
-        return LastCall(received=received, attributes=attributes)
-
-
-CALL_COUNTERS: tuple[SensorEntityDescription, ...] = (
-    SensorEntityDescription(
-        key="calls_today",
-        translation_key="calls_today",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-    ),
-    SensorEntityDescription(
-        key="missed_calls_today",
-        translation_key="missed_calls_today",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-    ),
-)
-
-LAST_CALL = SensorEntityDescription(
-    key="last_call",
-    translation_key="last_call",
-    device_class=SensorDeviceClass.TIMESTAMP,
-)
-
-
-class CallLogSensor(SensorEntity, RestoreEntity):
-    """A sensor fed by CDR events, not by polling.
-
-    It stays available while the PBX is unreachable: what it shows is history, still
-    true, and CDRs the broker kept for us arrive when the connection returns.
-    """
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-
-    def __init__(self, runtime: SmartPbxData, description: SensorEntityDescription) -> None:
-        self.entity_description = description
-        self.call_log: CallLog = runtime.call_log
-        self._attr_unique_id = f"{runtime.serial}_{description.key}"
-        self._attr_device_info = pbx_device_info(runtime.system.data.device_info)
-
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        if (stored := await self.async_get_last_extra_data()) is not None:
-            self._restore(stored.as_dict())
-        self.async_on_remove(self.call_log.async_add_listener(self.async_write_ha_state))
-
-    def _restore(self, stored: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-
-class CallCounterSensor(CallLogSensor):
-    """Calls (or missed calls) today; zero again at local midnight."""
-
-    @property
-    def native_value(self) -> int:
-        return self.call_log.counts[self.entity_description.key]
-
-    @property
-    def extra_restore_state_data(self) -> DailyCount:
-        return DailyCount(day=self.call_log.day, count=self.native_value)
-
-    def _restore(self, stored: dict[str, Any]) -> None:
-        if (saved := DailyCount.from_dict(stored)) is not None:
-            self.call_log.async_restore_count(self.entity_description.key, saved.day, saved.count)
-
-
-class LastCallSensor(CallLogSensor):
-    """When the last call ended, with the fields of its CDR."""
-
-    @property
-    def native_value(self) -> datetime | None:
-        return None if self.call_log.last_call is None else self.call_log.last_call.received
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        return None if self.call_log.last_call is None else self.call_log.last_call.attributes
-
-    @property
-    def extra_restore_state_data(self) -> StoredLastCall | None:
-        if self.call_log.last_call is None:
-            return None
-        return StoredLastCall(self.call_log.last_call)
-
-    def _restore(self, stored: dict[str, Any]) -> None:
-        if (saved := StoredLastCall.from_dict(stored)) is not None:
-            self.call_log.async_restore_last_call(saved)
-
-
 # --- extensions ---------------------------------------------------------------------------
 
 
@@ -308,14 +185,9 @@ class ExtensionSensorEntityDescription(SensorEntityDescription):
     uses_live_calls: bool = False
 
 
-def _current_call(extension: Extension, data: SmartPbxData) -> LiveCall | None:
-    calls = calls_of_extension(data.live_calls.data, extension.number)
-    return calls[0] if calls else None
-
-
 def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
-    call = _current_call(extension, data)
-    return None if call is None else peer_of_extension(call, extension.number)
+    calls = calls_of_extension(data.live_calls.data, extension.number)
+    return peer_of_extension(calls[0], extension.number) if calls else None
 
 
 def _current_peer_attributes(extension: Extension, data: SmartPbxData) -> dict[str, Any]:
@@ -439,110 +311,103 @@ class TrunkSensor(TrunkEntity[SmartPbxCoordinator[Any]], SensorEntity):
         return self.entity_description.value_fn(trunk)
 
 
-# --- queues -------------------------------------------------------------------------------
+# --- queues and conferences ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class QueueSensorEntityDescription(SensorEntityDescription):
-    """A sensor of a queue device."""
+class ListedSensorEntityDescription[DataT](SensorEntityDescription):
+    """A sensor of a queue or conference device."""
 
-    value_fn: Callable[[QueueData], StateType]
+    value_fn: Callable[[DataT], StateType]
+    attr_fn: Callable[[DataT], dict[str, Any] | None] = lambda _: None
 
 
-QUEUE_SENSORS: tuple[QueueSensorEntityDescription, ...] = (
-    QueueSensorEntityDescription(
+def _queue_status[T](read: Callable[[QueueStatus], T]) -> Callable[[QueueData], T | None]:
+    """``read`` of the queue's status; None while the PBX refuses the status."""
+    return lambda queue: None if queue.status is None else read(queue.status)
+
+
+QUEUE_SENSORS: tuple[ListedSensorEntityDescription[QueueData], ...] = (
+    ListedSensorEntityDescription(
         key="waiting_calls",
         translation_key="waiting_calls",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda queue: queue.status.calls if queue.status else None,
+        value_fn=_queue_status(lambda status: status.calls),
     ),
-    QueueSensorEntityDescription(
+    ListedSensorEntityDescription(
         key="completed_calls",
         translation_key="completed_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda queue: queue.status.completed if queue.status else None,
+        value_fn=_queue_status(lambda status: status.completed),
     ),
-    QueueSensorEntityDescription(
+    ListedSensorEntityDescription(
         key="abandoned_calls",
         translation_key="abandoned_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda queue: queue.status.abandoned if queue.status else None,
+        value_fn=_queue_status(lambda status: status.abandoned),
     ),
-    QueueSensorEntityDescription(
+    ListedSensorEntityDescription(
         key="hold_time",
         translation_key="hold_time",
         device_class=SensorDeviceClass.DURATION,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.SECONDS,
-        value_fn=lambda queue: queue.status.hold_time if queue.status else None,
+        value_fn=_queue_status(lambda status: status.hold_time),
     ),
-    QueueSensorEntityDescription(
+    ListedSensorEntityDescription(
         key="talk_time",
         translation_key="talk_time",
         device_class=SensorDeviceClass.DURATION,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.SECONDS,
-        value_fn=lambda queue: queue.status.talk_time if queue.status else None,
+        value_fn=_queue_status(lambda status: status.talk_time),
     ),
-    QueueSensorEntityDescription(
+    ListedSensorEntityDescription(
         key="strategy",
         translation_key="strategy",
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda queue: (queue.status.strategy if queue.status else "")
-        or queue.queue.strategy
+        or queue.item.strategy
         or None,
     ),
 )
 
 
-class QueueSensor(QueueEntity[SmartPbxCoordinator[Any]], SensorEntity):
-    """A sensor of a queue."""
-
-    entity_description: QueueSensorEntityDescription
-
-    @property
-    def native_value(self) -> StateType:
-        if (queue := self.queue_data) is None:
-            return None
-        return self.entity_description.value_fn(queue)
-
-
-# --- conferences --------------------------------------------------------------------------
-
-PARTICIPANTS = SensorEntityDescription(
+# The room's PINs (on the Conference model) are deliberately never read here.
+PARTICIPANTS = ListedSensorEntityDescription[ConferenceData](
     key="participants",
     translation_key="participants",
     state_class=SensorStateClass.MEASUREMENT,
+    value_fn=lambda room: None if room.status is None else len(room.status.members),
+    attr_fn=lambda room: None
+    if room.status is None
+    else {
+        "participants": [
+            {"number": member.callerid, "muted": member.muted} for member in room.status.members
+        ]
+    },
 )
 
 
-class ConferenceParticipantsSensor(ConferenceEntity[SmartPbxCoordinator[Any]], SensorEntity):
-    """How many are in a conference room, with their numbers and mute state.
+class ListedSensor[DataT](ListedEntity[DataT], SensorEntity):
+    """A sensor of a queue or conference."""
 
-    The room's PINs (on the Conference model) are deliberately never read here.
-    """
-
+    entity_description: ListedSensorEntityDescription[DataT]
+    # Participant lists change with every join; the count is what history is for.
     _unrecorded_attributes = frozenset({"participants"})
 
     @property
-    def native_value(self) -> int | None:
-        conference = self.conference_data
-        if conference is None or conference.status is None:
+    def native_value(self) -> StateType:
+        if (listed := self.listed) is None:
             return None
-        return len(conference.status.members)
+        return self.entity_description.value_fn(listed)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        conference = self.conference_data
-        if conference is None or conference.status is None:
+        if (listed := self.listed) is None:
             return None
-        return {
-            "participants": [
-                {"number": member.callerid, "muted": member.muted}
-                for member in conference.status.members
-            ]
-        }
+        return self.entity_description.attr_fn(listed)
 
 
 # --- setup --------------------------------------------------------------------------------
@@ -564,43 +429,35 @@ async def async_setup_entry(
         ]
     )
 
-    def extension_sensors(number: str) -> list[ExtensionSensor]:
-        extension = data.system.data.extensions[number]
-        return [ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS]
-
-    def trunk_sensors(name: str) -> list[TrunkSensor]:
-        trunk = data.system.data.trunks[name]
-        return [
+    async_add_system_entities(
+        entry,
+        async_add_entities,
+        lambda system: system.extensions,
+        lambda extension: [
+            ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS
+        ],
+    )
+    async_add_system_entities(
+        entry,
+        async_add_entities,
+        lambda system: system.trunks,
+        lambda trunk: [
             TrunkSensor(data.system, data, description, trunk)
             for description in TRUNK_SENSORS
             if description.supported_fn(trunk)
-        ]
-
-    def queue_sensors(number: str) -> list[QueueSensor]:
-        return [
-            QueueSensor(data.queues, data, description, number) for description in QUEUE_SENSORS
-        ]
-
-    def conference_sensors(number: str) -> list[ConferenceParticipantsSensor]:
-        return [ConferenceParticipantsSensor(data.conferences, data, PARTICIPANTS, number)]
-
+        ],
+    )
     async_add_entities_for_new_keys(
         entry,
-        data.system,
-        lambda: data.system.data.extensions,
-        extension_sensors,
+        data.queues,
+        lambda: data.queues.data,
+        lambda number: [ListedSensor(data.queues, data, d, number) for d in QUEUE_SENSORS],
         async_add_entities,
-    )
-    async_add_entities_for_new_keys(
-        entry, data.system, lambda: data.system.data.trunks, trunk_sensors, async_add_entities
-    )
-    async_add_entities_for_new_keys(
-        entry, data.queues, lambda: data.queues.data, queue_sensors, async_add_entities
     )
     async_add_entities_for_new_keys(
         entry,
         data.conferences,
         lambda: data.conferences.data,
-        conference_sensors,
+        lambda number: [ListedSensor(data.conferences, data, PARTICIPANTS, number)],
         async_add_entities,
     )

@@ -10,12 +10,13 @@ allowed characters). Both kinds of rejection surface as a translated
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import time as dt_time, timedelta
+from enum import Enum
 import json
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -25,6 +26,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.service import async_get_config_entry
 import voluptuous as vol
 
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
@@ -32,33 +34,11 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxData
 from .pbx import validation
 from .pbx.models import (
     CommandReply,
-    ConferenceMember,
-    ConferenceStatus,
     ListenMode,
-    LiveCall,
     Permission,
-    QueueMember,
-    QueueStatus,
 )
 from .pbx.topics import CommandTopic
-from .translated_errors import async_pbx_call
-
-SERVICE_DIAL = "dial"
-SERVICE_HANGUP = "hangup"
-SERVICE_LISTEN = "listen"
-SERVICE_QUEUE_ADD = "queue_add"
-SERVICE_QUEUE_REMOVE = "queue_remove"
-SERVICE_QUEUE_PAUSE = "queue_pause"
-SERVICE_CONFERENCE_INVITE = "conference_invite"
-SERVICE_CONFERENCE_KICK = "conference_kick"
-SERVICE_CONFERENCE_MUTE = "conference_mute"
-SERVICE_CONFERENCE_UNMUTE = "conference_unmute"
-SERVICE_SET_EXTENSION = "set_extension"
-SERVICE_SET_WAKEUP_CALL = "set_wakeup_call"
-SERVICE_GET_LIVE_CALLS = "get_live_calls"
-SERVICE_GET_QUEUE_STATUS = "get_queue_status"
-SERVICE_GET_CONFERENCE_STATUS = "get_conference_status"
-SERVICE_SEND_COMMAND = "send_command"
+from .translated_errors import async_pbx_call, translated_schema
 
 ATTR_CALLER = "caller"
 ATTR_CALLEE = "callee"
@@ -97,7 +77,6 @@ SUB_TOPICS = [topic.value for topic in CommandTopic]
 # Raw replies may carry conference PINs (conf_list); they never leave Home Assistant's
 # core through an action response, which automation traces store on disk.
 _SECRET_REPLY_KEYS = frozenset({"participantpassword", "moderatorpassword"})
-REDACTED = "**REDACTED**"
 
 # The schema bounds lengths with the library's own limits; the library then checks the
 # characters (digits for numbers, TECH/resource for channels...).
@@ -132,31 +111,6 @@ def _bounded_payload(value: Any) -> dict[str, Any]:
     if not isinstance(command, str) or not command.strip():
         raise vol.Invalid("must contain a non-empty string 'cmd'")
     return dict(value)
-
-
-def _validated(schema: vol.Schema) -> Any:
-    """Wrap a schema so its rejections become translated ServiceValidationErrors.
-
-    Home Assistant passes an action schema's own ``vol.Invalid`` through untranslated;
-    the wrapper names the offending field in the user's language instead.
-    """
-
-    def validate(data: Any) -> Any:
-        try:
-            return schema(data)
-        except vol.Invalid as err:
-            errors = getattr(err, "errors", None) or [err]
-            first = errors[0]
-            field = ".".join(str(part) for part in first.path) or "data"
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_argument",
-                translation_placeholders={"field": field, "reason": first.error_message},
-            ) from err
-
-    # Typed Any: Home Assistant declares probatio's schema types, which type checkers do
-    # not equate with the voluptuous names this module imports (aliased at run time).
-    return vol.All(validate)
 
 
 DIAL_SCHEMA = vol.Schema(
@@ -254,50 +208,6 @@ class _Action:
     """Brings the entities the action changed up to date without waiting for a poll."""
 
 
-# --- resolving the PBX -------------------------------------------------------------------
-
-
-@callback
-def _async_get_entry(hass: HomeAssistant, entry_id: str | None) -> SmartPbxConfigEntry:
-    """The loaded config entry an action is for, or a translated explanation why not."""
-    if entry_id is None:
-        entries = hass.config_entries.async_entries(
-            DOMAIN, include_ignore=False, include_disabled=False
-        )
-        if not entries:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="no_config_entry"
-            )
-        if len(entries) > 1:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="config_entry_ambiguous",
-                translation_placeholders={
-                    "titles": ", ".join(sorted(entry.title for entry in entries))
-                },
-            )
-        entry = entries[0]
-    else:
-        found = hass.config_entries.async_get_entry(entry_id)
-        if found is None or found.domain != DOMAIN:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="config_entry_not_found",
-                translation_placeholders={"config_entry_id": entry_id},
-            )
-        entry = found
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="config_entry_not_loaded",
-            translation_placeholders={"title": entry.title},
-        )
-    return entry
-
-
-# --- calling the library -------------------------------------------------------------------
-
-
 def _exactly_one(data: Mapping[str, Any], first: str, second: str) -> None:
     """Reject calls that give both or neither of two alternative fields."""
     if (first in data) == (second in data):
@@ -311,77 +221,20 @@ def _exactly_one(data: Mapping[str, Any], first: str, second: str) -> None:
 # --- JSON-serialisable responses ---------------------------------------------------------------
 
 
-def _seconds(value: timedelta | None) -> int | None:
-    return None if value is None else int(value.total_seconds())
-
-
-def _live_call_response(live_call: LiveCall) -> dict[str, Any]:
-    return {
-        "callid": live_call.callid,
-        "caller": live_call.caller,
-        "source": live_call.source,
-        "called": live_call.called,
-        "destination": live_call.destination,
-        "duration": _seconds(live_call.duration),
-        "state": live_call.state,
-        "direction": live_call.direction,
-        "recording": live_call.recording,
-    }
-
-
-def _queue_member_response(member: QueueMember) -> dict[str, Any]:
-    return {
-        "agent": member.agent,
-        "state": member.state.value,
-        "state_code": member.state_code,
-        "paused": member.paused,
-    }
-
-
-def _queue_status_response(status: QueueStatus) -> dict[str, Any]:
-    return {
-        "queue": status.queue,
-        "strategy": status.strategy,
-        "max_callers": status.max_callers,
-        "calls": status.calls,
-        "hold_time": status.hold_time,
-        "talk_time": status.talk_time,
-        "completed": status.completed,
-        "abandoned": status.abandoned,
-        "members": [_queue_member_response(member) for member in status.members],
-    }
-
-
-def _conference_member_response(member: ConferenceMember) -> dict[str, Any]:
-    return {
-        "callerid": member.callerid,
-        "channel": member.channel,
-        "admin": member.admin,
-        "marked_user": member.marked_user,
-        "wait_marked": member.wait_marked,
-        "waiting": member.waiting,
-        "muted": member.muted,
-        "talking": member.talking,
-        "answered_time": _seconds(member.answered_time),
-    }
-
-
-def _conference_status_response(status: ConferenceStatus) -> dict[str, Any]:
-    return {
-        "conference": status.conference,
-        "members": [_conference_member_response(member) for member in status.members],
-    }
-
-
-def _redact_secrets(value: Any) -> Any:
-    """A copy of a raw reply with every conference PIN replaced."""
-    if isinstance(value, Mapping):
+def _response(value: Any) -> Any:
+    """A library model as JSON: its fields but ``raw``; durations in whole seconds."""
+    if is_dataclass(value) and not isinstance(value, type):
         return {
-            key: REDACTED if key in _SECRET_REPLY_KEYS and item else _redact_secrets(item)
-            for key, item in value.items()
+            item.name: _response(getattr(value, item.name))
+            for item in fields(value)
+            if item.name != "raw"
         }
-    if isinstance(value, list):
-        return [_redact_secrets(item) for item in value]
+    if isinstance(value, tuple):
+        return [_response(item) for item in value]
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, Enum):
+        return value.value
     return value
 
 
@@ -403,7 +256,7 @@ async def _dial(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
 async def _hangup(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     _exactly_one(data, ATTR_CALLID, ATTR_CHANNEL)
     await async_pbx_call(
-        runtime.client.hangup(data.get(ATTR_CALLID), channel=data.get(ATTR_CHANNEL)),
+        runtime.client.hangup(data.get(ATTR_CALLID), channel=data.get(ATTR_CHANNEL))
     )
     return None
 
@@ -418,22 +271,18 @@ async def _listen(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceRespons
 
 
 async def _queue_add(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await async_pbx_call(
-        runtime.client.queue_add(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
-    )
+    await async_pbx_call(runtime.client.queue_add(data[ATTR_QUEUE], data[ATTR_EXTENSION]))
     return None
 
 
 async def _queue_remove(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    await async_pbx_call(
-        runtime.client.queue_remove(data[ATTR_QUEUE], data[ATTR_EXTENSION]),
-    )
+    await async_pbx_call(runtime.client.queue_remove(data[ATTR_QUEUE], data[ATTR_EXTENSION]))
     return None
 
 
 async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     await async_pbx_call(
-        runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED]),
+        runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED])
     )
     return None
 
@@ -522,19 +371,21 @@ async def _set_wakeup_call(runtime: SmartPbxData, data: dict[str, Any]) -> Servi
 
 async def _get_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     calls = await async_pbx_call(runtime.client.live_calls())
-    return {"calls": [_live_call_response(live_call) for live_call in calls]}
+    return {"calls": _response(calls)}
 
 
 async def _get_queue_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     status = await async_pbx_call(runtime.client.queue_status(data[ATTR_QUEUE]))
-    return _queue_status_response(status)
+    response: dict[str, Any] = _response(status)
+    return response
 
 
 async def _get_conference_status(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     status = await async_pbx_call(
         runtime.client.conf_status(data[ATTR_CONFERENCE]), _CONFERENCE_FIELDS
     )
-    return _conference_status_response(status)
+    response: dict[str, Any] = _response(status)
+    return response
 
 
 async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
@@ -543,8 +394,7 @@ async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceR
         runtime.client.command(data[ATTR_SUB_TOPIC], payload),
         {"cmd": ATTR_PAYLOAD},
     )
-    redacted: dict[str, Any] = _redact_secrets(reply.raw)
-    return redacted
+    return async_redact_data(reply.raw, _SECRET_REPLY_KEYS)
 
 
 # --- refreshing what an action changed -----------------------------------------------------
@@ -568,40 +418,38 @@ async def _refresh_system(runtime: SmartPbxData, data: dict[str, Any]) -> None:
 
 
 ACTIONS: dict[str, _Action] = {
-    SERVICE_DIAL: _Action(DIAL_SCHEMA, _dial, SupportsResponse.OPTIONAL, _refresh_live_calls),
-    SERVICE_HANGUP: _Action(HANGUP_SCHEMA, _hangup, refresh=_refresh_live_calls),
-    SERVICE_LISTEN: _Action(LISTEN_SCHEMA, _listen, SupportsResponse.OPTIONAL, _refresh_live_calls),
-    SERVICE_QUEUE_ADD: _Action(QUEUE_MEMBER_SCHEMA, _queue_add, refresh=_refresh_queue),
-    SERVICE_QUEUE_REMOVE: _Action(QUEUE_MEMBER_SCHEMA, _queue_remove, refresh=_refresh_queue),
-    SERVICE_QUEUE_PAUSE: _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queue),
-    SERVICE_CONFERENCE_INVITE: _Action(
+    "dial": _Action(DIAL_SCHEMA, _dial, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    "hangup": _Action(HANGUP_SCHEMA, _hangup, refresh=_refresh_live_calls),
+    "listen": _Action(LISTEN_SCHEMA, _listen, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    "queue_add": _Action(QUEUE_MEMBER_SCHEMA, _queue_add, refresh=_refresh_queue),
+    "queue_remove": _Action(QUEUE_MEMBER_SCHEMA, _queue_remove, refresh=_refresh_queue),
+    "queue_pause": _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queue),
+    "conference_invite": _Action(
         CONFERENCE_INVITE_SCHEMA, _conference_invite, refresh=_refresh_conference
     ),
-    SERVICE_CONFERENCE_KICK: _Action(
+    "conference_kick": _Action(
         CONFERENCE_MEMBER_SCHEMA,
         _conference_member_action(lambda r: r.client.conf_kick),
         refresh=_refresh_conference,
     ),
-    SERVICE_CONFERENCE_MUTE: _Action(
+    "conference_mute": _Action(
         CONFERENCE_MEMBER_SCHEMA,
         _conference_member_action(lambda r: r.client.conf_mute),
         refresh=_refresh_conference,
     ),
-    SERVICE_CONFERENCE_UNMUTE: _Action(
+    "conference_unmute": _Action(
         CONFERENCE_MEMBER_SCHEMA,
         _conference_member_action(lambda r: r.client.conf_unmute),
         refresh=_refresh_conference,
     ),
-    SERVICE_SET_EXTENSION: _Action(SET_EXTENSION_SCHEMA, _set_extension, refresh=_refresh_system),
-    SERVICE_SET_WAKEUP_CALL: _Action(SET_WAKEUP_CALL_SCHEMA, _set_wakeup_call),
-    SERVICE_GET_LIVE_CALLS: _Action(GET_LIVE_CALLS_SCHEMA, _get_live_calls, SupportsResponse.ONLY),
-    SERVICE_GET_QUEUE_STATUS: _Action(
-        GET_QUEUE_STATUS_SCHEMA, _get_queue_status, SupportsResponse.ONLY
-    ),
-    SERVICE_GET_CONFERENCE_STATUS: _Action(
+    "set_extension": _Action(SET_EXTENSION_SCHEMA, _set_extension, refresh=_refresh_system),
+    "set_wakeup_call": _Action(SET_WAKEUP_CALL_SCHEMA, _set_wakeup_call),
+    "get_live_calls": _Action(GET_LIVE_CALLS_SCHEMA, _get_live_calls, SupportsResponse.ONLY),
+    "get_queue_status": _Action(GET_QUEUE_STATUS_SCHEMA, _get_queue_status, SupportsResponse.ONLY),
+    "get_conference_status": _Action(
         GET_CONFERENCE_STATUS_SCHEMA, _get_conference_status, SupportsResponse.ONLY
     ),
-    SERVICE_SEND_COMMAND: _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
+    "send_command": _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
 }
 
 
@@ -609,14 +457,14 @@ def _make_service_handler(
     action: _Action,
 ) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
     async def handle(call: ServiceCall) -> ServiceResponse:
-        entry = _async_get_entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+        entry: SmartPbxConfigEntry = async_get_config_entry(
+            call.hass, DOMAIN, call.data.get(ATTR_CONFIG_ENTRY_ID)
+        )
         runtime = entry.runtime_data
         data = dict(call.data)
         response = await action.handler(runtime, data)
         if action.refresh is not None:
             await action.refresh(runtime, data)
-        if action.supports_response is SupportsResponse.OPTIONAL and not call.return_response:
-            return None
         return response
 
     return handle
@@ -630,6 +478,6 @@ def async_setup_services(hass: HomeAssistant) -> None:
             DOMAIN,
             service,
             _make_service_handler(action),
-            schema=_validated(action.schema),
+            schema=translated_schema(action.schema),
             supports_response=action.supports_response,
         )

@@ -8,9 +8,9 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxQueueCoordinator
+from .coordinator import QueueData, SmartPbxConfigEntry, SmartPbxData
 from .entity import (
-    QueueEntity,
+    ListedEntity,
     async_add_entities_for_new_keys,
     async_remove_entities_of_vanished_keys,
 )
@@ -29,7 +29,7 @@ def _member_unique_part(queue: str, agent: str) -> str:
     return f"queue_{queue}_member_{agent}"
 
 
-class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntity):
+class QueueMemberPausedSwitch(ListedEntity[QueueData], SwitchEntity):
     """On while a queue member (agent) is paused: the queue does not ring them."""
 
     def __init__(self, runtime: SmartPbxData, queue: str, agent: str) -> None:
@@ -45,7 +45,7 @@ class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntit
 
     @property
     def member(self) -> QueueMember | None:
-        queue = self.queue_data
+        queue = self.listed
         if queue is None or queue.status is None:
             return None
         return next((m for m in queue.status.members if m.agent == self.agent), None)
@@ -65,13 +65,9 @@ class QueueMemberPausedSwitch(QueueEntity[SmartPbxQueueCoordinator], SwitchEntit
         await self._async_set_paused(False)
 
     async def _async_set_paused(self, paused: bool) -> None:
-        await async_pbx_call(
-            self.runtime.client.queue_pause(
-                self.queue_number, self.agent, paused, timeout=self.runtime.command_timeout
-            ),
-        )
+        await async_pbx_call(self.runtime.client.queue_pause(self.number, self.agent, paused))
         # Read the state back from the PBX rather than assume it.
-        await self.coordinator.async_refresh_one(self.queue_number)
+        await self.runtime.queues.async_refresh_one(self.number)
 
 
 async def async_setup_entry(

@@ -2,15 +2,18 @@
 
 One mapping serves the actions (services.py), the buttons and switches (entity.py) and
 the coordinators' failed polls (coordinator.py), so each error reads the same wherever
-it surfaces. Errors name the PBX command (``conf_kick``, not the action) since that is
-what the PBX answered, and what its message refers to.
+it surfaces; the actions' schemas reject arguments in the same words. Errors name the
+PBX command (``conf_kick``, not the action) since that is what the PBX answered, and
+what its message refers to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
+from typing import Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+import voluptuous as vol
 
 from .const import DOMAIN
 from .pbx.errors import (
@@ -70,3 +73,28 @@ async def async_pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None
             translation_key=key,
             translation_placeholders=placeholders,
         ) from err
+
+
+def translated_schema(schema: vol.Schema) -> Any:
+    """Wrap a schema so its rejections become translated ServiceValidationErrors.
+
+    Home Assistant passes an action schema's own ``vol.Invalid`` through untranslated;
+    the wrapper names the offending field in the user's language instead.
+    """
+
+    def validate(data: Any) -> Any:
+        try:
+            return schema(data)
+        except vol.Invalid as err:
+            errors = getattr(err, "errors", None) or [err]
+            first = errors[0]
+            field = ".".join(str(part) for part in first.path) or "data"
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_argument",
+                translation_placeholders={"field": field, "reason": first.error_message},
+            ) from err
+
+    # Typed Any: Home Assistant declares probatio's schema types, which type checkers do
+    # not equate with the voluptuous names this module imports (aliased at run time).
+    return vol.All(validate)
