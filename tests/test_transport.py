@@ -225,6 +225,21 @@ async def test_subscribe_while_the_unsubscribe_is_on_its_way(
     assert await inbox.wait_for(1) == [("again/u", b"x")]
 
 
+async def test_a_burst_arrives_complete_and_in_order(
+    private_broker: MosquittoBroker, transport: AiomqttTransport
+) -> None:
+    """Messages that pile up while the loop is busy are dispatched in arrival order."""
+    inbox = Inbox()
+    await transport.subscribe("burst/t", inbox, qos=1)
+    publisher = make_transport(private_broker)
+    await publisher.connect()
+    for n in range(2000):
+        await publisher.publish("burst/t", str(n).encode(), qos=0)
+    await inbox.wait_for(2000)
+    assert [int(payload) for _, payload in inbox.messages] == list(range(2000))
+    await publisher.close()
+
+
 async def test_callback_errors_are_isolated(
     transport: AiomqttTransport, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -31,10 +31,11 @@ Sessions
     removes its session from the broker.
 
 Dispatch
-    Messages are read from ``client.messages`` from the moment the broker accepts the
-    connection (queued messages of a persistent session arrive before our SUBSCRIBE is
-    acknowledged) and each goes to every callback whose filter matches its topic (MQTT
-    wildcard rules). The match result per topic is cached (the PBX publishes on a
+    Messages are read from ``client.messages`` (and, in a burst, from the queue behind
+    it: see ``_new_client``) from the moment the broker accepts the connection (queued
+    messages of a persistent session arrive before our SUBSCRIBE is acknowledged), in
+    the order they arrived, and each goes to every callback whose filter matches its
+    topic (MQTT wildcard rules). The match result per topic is cached (the PBX publishes on a
     handful of topics), so dispatch is one dictionary lookup; the cache is reset
     whenever the subscriptions change.
 
@@ -284,9 +285,24 @@ class AiomqttTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _new_client(self, connect_timeout: float, *, clean_session: bool) -> aiomqtt.Client:
-        # A fresh aiomqtt client per connection: the broker-side session survives because
-        # the client id stays the same.
+    def _new_client(
+        self, connect_timeout: float, *, clean_session: bool
+    ) -> tuple[aiomqtt.Client, asyncio.Queue[aiomqtt.Message]]:
+        """A fresh aiomqtt client (one per connection: the broker-side session survives
+        because the client id stays the same), and the queue it puts messages in.
+
+        The queue is made through aiomqtt's documented ``queue_type`` argument so that
+        the reader can take, after each step of ``client.messages`` (a task and a future
+        per step), the messages that arrived meanwhile straight from it: in a burst that
+        halves the transport's cost per message.
+        """
+        made: list[asyncio.Queue[aiomqtt.Message]] = []
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                made.append(self)
+
         client = aiomqtt.Client(
             self._host,
             self._port,
@@ -300,11 +316,13 @@ class AiomqttTransport:
             tls_context=self._tls_context,
             # Without it a QoS 1 round trip can stall ~40 ms on Nagle plus delayed ACK.
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            queue_type=Inbox,
         )
         # aiomqtt warns from 10 unacknowledged publications on; many commands at once are
         # normal here and SmartPbxClient bounds them (max_pending).
         client.pending_calls_threshold = PENDING_PUBLISH_WARNING
-        return client
+        (inbox,) = made
+        return client, inbox
 
     @contextlib.asynccontextmanager
     async def _connection(self, client: aiomqtt.Client) -> AsyncIterator[None]:
@@ -376,7 +394,8 @@ class AiomqttTransport:
         if not (math.isfinite(timeout) and timeout > 0):
             raise PbxInvalidArgumentError("timeout", "must be a positive number of seconds")
         await self._load_tls_context()
-        async with self._connection(self._new_client(timeout, clean_session=True)):
+        client, _ = self._new_client(timeout, clean_session=True)
+        async with self._connection(client):
             _LOGGER.debug("Discarded the MQTT session of this client id")
 
     async def _run(self, first_connection: asyncio.Future[None], timeout: float) -> None:
@@ -410,7 +429,7 @@ class AiomqttTransport:
         Raises PbxAuthError or PbxConnectionError when it cannot be made (connecting or
         subscribing fails).
         """
-        client = self._new_client(timeout, clean_session=self._clean_session)
+        client, inbox = self._new_client(timeout, clean_session=self._clean_session)
         async with self._connection(client):
             self._client = client
             lost: Exception = aiomqtt.MqttError("the message stream ended")
@@ -419,6 +438,9 @@ class AiomqttTransport:
                     group.create_task(self._go_live(client, first_connection))
                     async for message in client.messages:
                         self._dispatch(message.topic.value, message.payload)
+                        while not inbox.empty():
+                            queued = inbox.get_nowait()
+                            self._dispatch(queued.topic.value, queued.payload)
             except ExceptionGroup as errors:
                 lost = errors.exceptions[0]
             finally:
