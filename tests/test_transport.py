@@ -427,6 +427,28 @@ async def test_cancelling_connect_while_it_subscribes(
     await nothing_left_running(before)
 
 
+async def test_close_while_connecting_ends_the_connect(
+    private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = asyncio.all_tasks()
+    transport = make_transport(private_broker)
+    subscribing = asyncio.Event()
+
+    async def never_acknowledged(client: aiomqtt.Client) -> None:
+        subscribing.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(transport, "_subscribe_all", never_acknowledged)
+    connecting = asyncio.create_task(transport.connect())
+    await subscribing.wait()
+    await transport.close()
+    with pytest.raises(PbxConnectionError, match="closed"):
+        async with asyncio.timeout(5):  # it used to wait forever
+            await connecting
+    assert not transport.connected
+    await nothing_left_running(before)
+
+
 async def test_cancelling_connect_undoes_the_attempt(private_broker: MosquittoBroker) -> None:
     before = asyncio.all_tasks()
     transport = make_transport(private_broker)

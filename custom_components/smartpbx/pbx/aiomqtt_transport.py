@@ -266,6 +266,7 @@ class AiomqttTransport:
         except BaseException:
             if self._runner is runner:
                 self._runner = None
+            first_connection.cancel()  # nobody waits for it any more
             runner.cancel()
             await asyncio.wait([runner])
             raise
@@ -400,6 +401,15 @@ class AiomqttTransport:
 
     async def _run(self, first_connection: asyncio.Future[None], timeout: float) -> None:
         """Connect, read, and on a lost connection reconnect until it works or we stop."""
+        try:
+            await self._reconnect_forever(first_connection, timeout)
+        finally:
+            if not first_connection.done():  # close() while connect() waits
+                first_connection.set_exception(PbxConnectionError("the transport was closed"))
+
+    async def _reconnect_forever(
+        self, first_connection: asyncio.Future[None], timeout: float
+    ) -> None:
         delay = self._reconnect_min
         while True:
             try:
