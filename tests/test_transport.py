@@ -27,7 +27,11 @@ from custom_components.smartpbx.pbx import (
     PbxInvalidArgumentError,
     PbxNotConnectedError,
 )
-from custom_components.smartpbx.pbx.aiomqtt_transport import topic_matches, validate_topic_filter
+from custom_components.smartpbx.pbx.aiomqtt_transport import (
+    MQTT_LOGGER,
+    topic_matches,
+    validate_topic_filter,
+)
 
 from .broker import MosquittoBroker, free_port
 
@@ -567,6 +571,34 @@ async def test_reconnect_with_backoff_resubscribes_everything(
     remove_listener()
     await transport.close()
     assert states == [False, True]
+
+
+async def test_a_dropped_connection_is_reported_once_without_paho_errors(
+    private_broker: MosquittoBroker,
+    transport: AiomqttTransport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The transport's own warning reports the loss, once; paho's lines (among them an
+    ERROR for a socket the peer resets) stay out of the log unless asked for."""
+    caplog.set_level(logging.DEBUG)
+    private_broker.stop()
+    await eventually(lambda: not transport.connected)
+    private_broker.start()
+    await eventually(lambda: transport.connected)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    lost = [r for r in caplog.records if r.getMessage().startswith("Lost the connection")]
+    assert len(lost) == 1
+    assert lost[0].levelno == logging.WARNING
+    assert not [r for r in caplog.records if r.name == MQTT_LOGGER.name]
+
+    # paho's own lines are one logger level away.
+    MQTT_LOGGER.setLevel(logging.DEBUG)
+    try:
+        private_broker.stop()
+        private_broker.start()
+        await eventually(lambda: any(r.name == MQTT_LOGGER.name for r in caplog.records))
+    finally:
+        MQTT_LOGGER.setLevel(logging.CRITICAL)
 
 
 async def test_refused_credentials_at_a_reconnect_stop_retrying_and_are_reported_once(

@@ -43,9 +43,9 @@ Logging
     aiomqtt and paho log through :data:`MQTT_LOGGER`, a child of this module's logger
     set to CRITICAL: paho reports every dropped socket at ERROR ("failed to receive on
     socket"), though it is only the start of a reconnect, which this transport reports
-    itself, once and rate-limited, with the cause. Set that logger's level (in Home
-    Assistant: ``logger: logs: custom_components.smartpbx.pbx.aiomqtt_transport.mqtt:
-    debug``) to see paho's own lines; at DEBUG they include topics, hence the PBX token.
+    itself, once and rate-limited, with the cause. Set that logger's level to see
+    paho's own lines (the integration's manifest lists it, so Home Assistant's "Enable
+    debug logging" includes it); at DEBUG they include topics, hence the PBX token.
 
 Nothing here logs the password; topics (which contain the PBX token) are never logged.
 """
