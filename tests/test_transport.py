@@ -453,6 +453,39 @@ async def test_close_while_connecting_ends_the_connect(
     await nothing_left_running(before)
 
 
+async def test_connection_lost_while_subscribing_at_connect(
+    private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = make_transport(private_broker)
+
+    async def broker_goes_away(client: aiomqtt.Client) -> None:
+        private_broker.stop()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(transport, "_subscribe_all", broker_goes_away)
+    with pytest.raises(PbxConnectionError, match="closed the connection"):
+        await transport.connect()
+    assert not transport.connected
+    await transport.close()
+    with pytest.raises(PbxConnectionError, match="closed"):
+        await transport.connect()
+
+
+async def test_an_unexpected_error_while_connecting_is_raised(
+    private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = make_transport(private_broker)
+
+    async def bug(client: aiomqtt.Client) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(transport, "_subscribe_all", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await transport.connect()
+    assert not transport.connected
+    await transport.close()
+
+
 async def test_cancelling_connect_undoes_the_attempt(private_broker: MosquittoBroker) -> None:
     before = asyncio.all_tasks()
     transport = make_transport(private_broker)

@@ -403,6 +403,11 @@ class AiomqttTransport:
         """Connect, read, and on a lost connection reconnect until it works or we stop."""
         try:
             await self._reconnect_forever(first_connection, timeout)
+        except Exception as err:  # a bug: connect() raises it, or it is logged
+            if first_connection.done():
+                _LOGGER.exception("The MQTT connection stopped on an unexpected error")
+            else:
+                first_connection.set_exception(err)
         finally:
             if not first_connection.done():  # close() while connect() waits
                 first_connection.set_exception(PbxConnectionError("the transport was closed"))
