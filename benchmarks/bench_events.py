@@ -301,11 +301,14 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
             recorders[side] = StateRecorder(hass, {eid: n for n, eid in by_number.items()})
         direct_baseline = BaselineSubscriber(hass, host, port, TOKENS["direct-baseline"][0])
         ha_baseline = HassMqttBaselineSubscriber(hass, TOKENS["ha-mqtt-baseline"][0])
-        for baseline in (direct_baseline, ha_baseline):
+        for side, baseline in (
+            ("direct-baseline", direct_baseline),
+            ("ha-mqtt-baseline", ha_baseline),
+        ):
             await baseline.start()
-            recorders["direct-baseline" if baseline is direct_baseline else "ha-mqtt-baseline"] = (
-                StateRecorder(hass, {f"{baseline.prefix}{n}": n for n in pool})
-            )
+            recorders[side] = StateRecorder(hass, {f"{baseline.prefix}{n}": n for n in pool})
+        # Home Assistant's MQTT sends new subscriptions after a short cool-down.
+        await settle(hass)
 
         sides = list(TOKENS)
         tput: dict[str, list[float]] = {side: [] for side in sides}
