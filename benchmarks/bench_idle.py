@@ -23,7 +23,7 @@ import asyncio
 import time
 from typing import Any
 
-from custom_components.smartpbx.const import DEFAULT_POLL_INTERVAL
+from custom_components.smartpbx.const import POLL_INTERVAL
 
 from .common import BenchResult, Row, cpu_seconds
 from .hass_harness import add_entry, direct_entry, running_hass, runtime, settle
@@ -63,7 +63,7 @@ async def run(host: str, port: int, quick: bool, sim: SimHost) -> BenchResult:
     bare_window = 5.0 if quick else 60.0
     quiet_window = 10.0 if quick else 25.0
     measured_window = None if quick else 120.0
-    polls_per_minute = 60.0 / DEFAULT_POLL_INTERVAL
+    polls_per_minute = 60.0 / POLL_INTERVAL.total_seconds()
 
     result = BenchResult(name="idle")
     async with running_hass() as (hass, _boot):
@@ -111,7 +111,7 @@ async def run(host: str, port: int, quick: bool, sim: SimHost) -> BenchResult:
             float(messages_per_min),
             "msg/min",
             note=f"{how}; one poll cycle = {poll_messages} messages, every"
-            f" {DEFAULT_POLL_INTERVAL} s; model {model_messages:.0f}/min",
+            f" {POLL_INTERVAL.total_seconds():.0f} s; model {model_messages:.0f}/min",
         ),
         Row(
             "4 idle",
