@@ -7,10 +7,11 @@ Two paths, each against its own baseline:
 - ``direct``: the Smart PBX entry of one PBX over its own connection (AiomqttTransport);
   an event counts when that extension's status sensor state is written.
   ``direct-baseline``: a bare aiomqtt subscriber on another PBX's topics that parses the
-  same JSON and calls ``hass.states.async_set``.
+  same JSON and calls ``hass.states.async_set`` for the same two states the integration
+  writes (status, on a call).
 - ``ha-mqtt``: the Smart PBX entry of a third PBX over Home Assistant's MQTT.
   ``ha-mqtt-baseline``: a bare ``mqtt.async_subscribe`` callback on a fourth PBX's
-  topics that parses the same JSON and calls ``hass.states.async_set``.
+  topics that parses the same JSON and writes the same two states.
 
 All sides are observed the same way (a state-change listener stamping
 ``time.monotonic()``, one clock for all processes on Linux) and take turns, alternating
@@ -123,11 +124,24 @@ class StateRecorder:
         self._unsub()
 
 
+# Wire words of the states in which the integration's "On a call" sensor is on.
+_ON_A_CALL_WORDS = frozenset({"inuse", "busy", "hold", "onhold", "inuse&hold"})
+
+
 def _apply(hass: HomeAssistant, prefix: str, payload: bytes | str) -> None:
-    """What both baselines do with a message: parse, pick extension_status, async_set."""
+    """What both baselines do with a message: parse, pick extension_status, async_set.
+
+    They write the same two states the integration writes for a status event (the status
+    and whether the extension is on a call), so that the ratio measures the integration's
+    overhead, not the fact that it gives the user two entities where a bare bridge
+    would give one.
+    """
     data = json_loads(payload)
     if isinstance(data, dict) and data.get("event") == "extension_status":
-        hass.states.async_set(f"{prefix}{data['extension']}", str(data["status"]))
+        status = str(data["status"])
+        hass.states.async_set(f"{prefix}{data['extension']}", status)
+        on_a_call = "on" if status.lower() in _ON_A_CALL_WORDS else "off"
+        hass.states.async_set(f"binary_{prefix}{data['extension']}_on_a_call", on_a_call)
 
 
 class BaselineSubscriber:
