@@ -1,4 +1,4 @@
-"""Coordinators that poll the PBX, the CDR call log, and a config entry's runtime data.
+"""Coordinators that poll the PBX, and a config entry's runtime data.
 
 One coordinator per kind of data, so a slow or failing kind never holds up the others
 and each polls with its own bounded cost. MQTT requests per poll (one command and its

@@ -265,7 +265,25 @@ class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordinat
         )
 
 
-class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+class SubjectEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](SmartPbxEntity[CoordinatorT]):
+    """An entity of one extension, trunk, queue or conference: its subject.
+
+    ``subject`` is what the coordinator's data says of it now, None once the PBX no
+    longer lists it (the entity is then unavailable until its device is removed).
+    """
+
+    @property
+    def subject(self) -> SubjectT | None:
+        raise NotImplementedError
+
+    @property
+    def _present(self) -> bool:
+        return self.subject is not None
+
+
+class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
+    SubjectEntity[CoordinatorT, Extension]
+):
     """An entity of one extension.
 
     Entities whose state derives from the extension's status (``_follows_status_events``)
@@ -293,12 +311,8 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
         self._last_written: tuple[Extension | None, bool] | None = None
 
     @property
-    def extension(self) -> Extension | None:
+    def subject(self) -> Extension | None:
         return self.runtime.system.data.extensions.get(self.number)
-
-    @property
-    def _present(self) -> bool:
-        return self.extension is not None
 
     @callback
     def _handle_coordinator_update(self) -> None:
@@ -306,7 +320,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
             # These entities' state is made of the extension and availability alone. A
             # system poll notifies every listener (deviceInfo's uptime changes anyway);
             # on a large PBX rewriting thousands of unchanged states is most of its cost.
-            written = (self.extension, self.available)
+            written = (self.subject, self.available)
             if written == self._last_written:
                 return
             self._last_written = written
@@ -330,7 +344,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
             )
 
 
-class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SubjectEntity[CoordinatorT, Trunk]):
     """An entity of one trunk."""
 
     def __init__(
@@ -350,15 +364,11 @@ class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordin
         self.trunk_name = trunk.name
 
     @property
-    def trunk(self) -> Trunk | None:
+    def subject(self) -> Trunk | None:
         return self.runtime.system.data.trunks.get(self.trunk_name)
 
-    @property
-    def _present(self) -> bool:
-        return self.trunk is not None
 
-
-class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]]]):
+class ListedEntity[DataT](SubjectEntity[SmartPbxCoordinator[dict[str, DataT]], DataT]):
     """An entity of one queue or conference: ``number`` in its coordinator's data."""
 
     def __init__(
@@ -382,12 +392,8 @@ class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]]])
         self.number = number
 
     @property
-    def listed(self) -> DataT | None:
+    def subject(self) -> DataT | None:
         return self.coordinator.data.get(self.number)
-
-    @property
-    def _present(self) -> bool:
-        return self.listed is not None
 
 
 # --- adding entities as the PBX grows ------------------------------------------------------
