@@ -21,7 +21,7 @@ from .entity import (
     PbxEntity,
     SubjectEntity,
     TrunkEntity,
-    async_add_system_entities,
+    async_add_subject_entities,
 )
 from .pbx.models import Extension, ExtensionState, Trunk, TrunkState
 
@@ -114,20 +114,14 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data)])
 
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [
+        extensions=lambda extension: [
             ExtensionBinarySensor(data.system, data, description, extension)
             for description in EXTENSION_BINARY_SENSORS
         ],
-    )
-    async_add_system_entities(
-        entry,
-        async_add_entities,
-        lambda system: system.trunks,
-        lambda trunk: [
+        trunks=lambda trunk: [
             TrunkBinarySensor(data.system, data, description, trunk)
             for description in TRUNK_BINARY_SENSORS
         ],

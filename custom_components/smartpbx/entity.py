@@ -19,7 +19,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData, SystemData
+from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
 from .identifiers import (
     conference_identifier,
     extension_identifier,
@@ -451,24 +451,42 @@ def async_add_entities_for_new_keys[KeyT](
 
 
 @callback
-def async_add_system_entities[ItemT: (Extension, Trunk)](
+def async_add_subject_entities(
     entry: SmartPbxConfigEntry,
     async_add_entities: Callable[[list[Entity]], None],
-    items: Callable[[SystemData], Mapping[str, ItemT]],
-    create: Callable[[ItemT], Iterable[Entity]],
+    *,
+    extensions: Callable[[Extension], Iterable[Entity]] | None = None,
+    trunks: Callable[[Trunk], Iterable[Entity]] | None = None,
+    queues: Callable[[str], Iterable[Entity]] | None = None,
+    conferences: Callable[[str], Iterable[Entity]] | None = None,
 ) -> None:
-    """Entities for every extension (or trunk) now, and for each the PBX lists later.
+    """A platform's entities of every extension, trunk, queue and conference, as listed.
 
-    ``items`` picks the extensions or the trunks out of the system data.
+    Each function makes the entities of one subject: now for every one the PBX lists,
+    later for each it adds (see async_add_entities_for_new_keys).
     """
-    system = entry.runtime_data.system
-    async_add_entities_for_new_keys(
-        entry,
-        system,
-        lambda: items(system.data),
-        lambda key: create(items(system.data)[key]),
-        async_add_entities,
-    )
+    data = entry.runtime_data
+    system = data.system
+
+    def add[ItemT](
+        items: Callable[[], Mapping[str, ItemT]], create: Callable[[ItemT], Iterable[Entity]]
+    ) -> None:
+        async_add_entities_for_new_keys(
+            entry, system, items, lambda key: create(items()[key]), async_add_entities
+        )
+
+    if extensions is not None:
+        add(lambda: system.data.extensions, extensions)
+    if trunks is not None:
+        add(lambda: system.data.trunks, trunks)
+    if queues is not None:
+        async_add_entities_for_new_keys(
+            entry, data.queues, lambda: data.queues.data, queues, async_add_entities
+        )
+    if conferences is not None:
+        async_add_entities_for_new_keys(
+            entry, data.conferences, lambda: data.conferences.data, conferences, async_add_entities
+        )
 
 
 @callback

@@ -19,7 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import LOGGER
 from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxSystemCoordinator
-from .entity import ExtensionEntity, PbxEntity, async_add_system_entities
+from .entity import ExtensionEntity, PbxEntity, async_add_subject_entities
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
 
@@ -179,11 +179,10 @@ async def async_setup_entry(
         SmartPbxEventEntity(system, runtime, description) for description in PBX_EVENT_DESCRIPTIONS
     )
 
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [
+        extensions=lambda extension: [
             SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)
         ],
     )

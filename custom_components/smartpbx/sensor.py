@@ -36,8 +36,7 @@ from .entity import (
     PbxEntity,
     SubjectEntity,
     TrunkEntity,
-    async_add_entities_for_new_keys,
-    async_add_system_entities,
+    async_add_subject_entities,
     display_name,
 )
 from .pbx.models import (
@@ -404,35 +403,17 @@ async def async_setup_entry(
         ]
     )
 
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [
+        extensions=lambda extension: [
             ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS
         ],
-    )
-    async_add_system_entities(
-        entry,
-        async_add_entities,
-        lambda system: system.trunks,
-        lambda trunk: [
+        trunks=lambda trunk: [
             TrunkSensor(data.system, data, description, trunk)
             for description in TRUNK_SENSORS
             if description.supported_fn(trunk)
         ],
-    )
-    async_add_entities_for_new_keys(
-        entry,
-        data.queues,
-        lambda: data.queues.data,
-        lambda number: [ListedSensor(data.queues, data, d, number) for d in QUEUE_SENSORS],
-        async_add_entities,
-    )
-    async_add_entities_for_new_keys(
-        entry,
-        data.conferences,
-        lambda: data.conferences.data,
-        lambda number: [ListedSensor(data.conferences, data, PARTICIPANTS, number)],
-        async_add_entities,
+        queues=lambda number: [ListedSensor(data.queues, data, d, number) for d in QUEUE_SENSORS],
+        conferences=lambda number: [ListedSensor(data.conferences, data, PARTICIPANTS, number)],
     )
