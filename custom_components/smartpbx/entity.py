@@ -137,40 +137,39 @@ class DeviceSync:
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
         self._hass = hass
         self._entry = entry
-        serial = entry.runtime_data.serial
-        # Identifier prefixes of the device kinds each coordinator lists (identifiers.py).
-        self._kinds: dict[str, tuple[str, ...]] = {
-            "system": (f"{serial}_extension_", f"{serial}_trunk_"),
-            "queues": (f"{serial}_queue_",),
-            "conferences": (f"{serial}_conference_",),
+        data = entry.runtime_data
+        serial = data.serial
+        # Each coordinator, with the identifier prefixes of the devices it lists (identifiers.py).
+        self._prefixes: dict[SmartPbxCoordinator[Any], tuple[str, ...]] = {
+            data.system: (f"{serial}_extension_", f"{serial}_trunk_"),
+            data.queues: (f"{serial}_queue_",),
+            data.conferences: (f"{serial}_conference_",),
         }
-        self._missing: dict[str, set[str]] = {kind: set() for kind in self._kinds}
+        self._missing: dict[SmartPbxCoordinator[Any], set[str]] = {}
 
     @callback
     def async_start(self) -> None:
         """Check every kind now, then after each update of its coordinator."""
-        data = self._entry.runtime_data
-        coordinators: dict[str, SmartPbxCoordinator[Any]] = {
-            "system": data.system,
-            "queues": data.queues,
-            "conferences": data.conferences,
-        }
-        for kind, coordinator in coordinators.items():
+        for coordinator in self._prefixes:
             self._entry.async_on_unload(
-                coordinator.async_add_listener(partial(self.async_sync, kind))
+                coordinator.async_add_listener(partial(self.async_sync, coordinator))
             )
-            self.async_sync(kind)
+            self.async_sync(coordinator)
 
     @callback
-    def async_sync(self, kind: str) -> None:
+    def async_sync(self, coordinator: SmartPbxCoordinator[Any]) -> None:
         data = self._entry.runtime_data
         registry = dr.async_get(self._hass)
         children = _child_devices(data)
-        prefixes = self._kinds[kind]
+        prefixes = self._prefixes[coordinator]
         missing: set[str] = set()
         for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
-            if kind == "system" and pbx_identifier(data.serial) in device.identifiers:
-                self._update_pbx(registry, device, data)
+            if coordinator is data.system and pbx_identifier(data.serial) in device.identifiers:
+                pbx = pbx_device_info(data.system.data.device_info)
+                # A no-op unless the firmware (or model) changed.
+                registry.async_update_device(
+                    device.id, sw_version=pbx.get("sw_version"), model=pbx.get("model")
+                )
                 continue
             if not any(
                 domain == DOMAIN and identifier.startswith(prefixes)
@@ -186,23 +185,13 @@ class DeviceSync:
                 None,
             )
             if info is None:
-                if device.id in self._missing[kind]:
+                if device.id in self._missing.get(coordinator, ()):
                     registry.async_remove_device(device.id)
                 else:
                     missing.add(device.id)
             elif device.name != info.get("name"):
                 registry.async_update_device(device.id, name=info.get("name"))
-        self._missing[kind] = missing
-
-    @staticmethod
-    def _update_pbx(
-        registry: dr.DeviceRegistry, device: dr.DeviceEntry, data: SmartPbxData
-    ) -> None:
-        info = pbx_device_info(data.system.data.device_info)
-        if (device.sw_version, device.model) != (info.get("sw_version"), info.get("model")):
-            registry.async_update_device(
-                device.id, sw_version=info.get("sw_version"), model=info.get("model")
-            )
+        self._missing[coordinator] = missing
 
 
 # --- entities -----------------------------------------------------------------------------
