@@ -77,9 +77,14 @@ async def test_silent_pbx_goes_unavailable_within_the_bound_and_comes_back(
 
     runner.silent = True
     silent_since = time.monotonic()
-    await eventually(lambda: hass.states.get(STATUS_8001).state == STATE_UNAVAILABLE, limit=10)
+    # Each coordinator polls at its own random fraction of a second (Home Assistant's
+    # spread), so the queues may fail a moment after the system: the bound holds for both.
+    await eventually(
+        lambda: hass.states.get(STATUS_8001).state == STATE_UNAVAILABLE
+        and hass.states.get(WAITING_CALLS).state == STATE_UNAVAILABLE,
+        limit=10,
+    )
     went_unavailable = time.monotonic() - silent_since
-    assert hass.states.get(WAITING_CALLS).state == STATE_UNAVAILABLE
     assert hass.states.get(CONNECTIVITY).state == "off"
 
     # Several more polls fail while it stays silent; still one line per kind of data.

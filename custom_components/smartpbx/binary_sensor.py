@@ -19,8 +19,9 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
 from .entity import (
     ExtensionEntity,
     PbxEntity,
+    SubjectEntity,
     TrunkEntity,
-    async_add_system_entities,
+    async_add_subject_entities,
 )
 from .pbx.models import Extension, ExtensionState, Trunk, TrunkState
 
@@ -52,14 +53,26 @@ class PbxConnectivitySensor(PbxEntity[SmartPbxCoordinator[Any]], BinarySensorEnt
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExtensionBinarySensorEntityDescription(BinarySensorEntityDescription):
-    """A binary sensor of an extension device."""
+class SubjectBinarySensorEntityDescription[SubjectT](BinarySensorEntityDescription):
+    """A binary sensor of an extension or trunk device (its subject)."""
 
-    is_on_fn: Callable[[Extension], bool | None]
+    is_on_fn: Callable[[SubjectT], bool | None]
 
 
-EXTENSION_BINARY_SENSORS: tuple[ExtensionBinarySensorEntityDescription, ...] = (
-    ExtensionBinarySensorEntityDescription(
+class SubjectBinarySensor[SubjectT](SubjectEntity[Any, SubjectT], BinarySensorEntity):
+    """On or off by the description's function of the subject."""
+
+    entity_description: SubjectBinarySensorEntityDescription[SubjectT]
+
+    @property
+    def is_on(self) -> bool | None:
+        if (subject := self.subject) is None:
+            return None
+        return self.entity_description.is_on_fn(subject)
+
+
+EXTENSION_BINARY_SENSORS: tuple[SubjectBinarySensorEntityDescription[Extension], ...] = (
+    SubjectBinarySensorEntityDescription(
         key="on_call",
         translation_key="on_call",
         is_on_fn=lambda extension: (
@@ -69,27 +82,14 @@ EXTENSION_BINARY_SENSORS: tuple[ExtensionBinarySensorEntityDescription, ...] = (
 )
 
 
-class ExtensionBinarySensor(ExtensionEntity[SmartPbxCoordinator[Any]], BinarySensorEntity):
+class ExtensionBinarySensor(
+    ExtensionEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Extension]
+):
     """A binary sensor of an extension, updated by its status events."""
 
-    entity_description: ExtensionBinarySensorEntityDescription
 
-    @property
-    def is_on(self) -> bool | None:
-        if (extension := self.extension) is None:
-            return None
-        return self.entity_description.is_on_fn(extension)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrunkBinarySensorEntityDescription(BinarySensorEntityDescription):
-    """A binary sensor of a trunk device."""
-
-    is_on_fn: Callable[[Trunk], bool | None]
-
-
-TRUNK_BINARY_SENSORS: tuple[TrunkBinarySensorEntityDescription, ...] = (
-    TrunkBinarySensorEntityDescription(
+TRUNK_BINARY_SENSORS: tuple[SubjectBinarySensorEntityDescription[Trunk], ...] = (
+    SubjectBinarySensorEntityDescription(
         key="connectivity",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         is_on_fn=lambda trunk: (
@@ -101,16 +101,8 @@ TRUNK_BINARY_SENSORS: tuple[TrunkBinarySensorEntityDescription, ...] = (
 )
 
 
-class TrunkBinarySensor(TrunkEntity[SmartPbxCoordinator[Any]], BinarySensorEntity):
+class TrunkBinarySensor(TrunkEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Trunk]):
     """A binary sensor of a trunk."""
-
-    entity_description: TrunkBinarySensorEntityDescription
-
-    @property
-    def is_on(self) -> bool | None:
-        if (trunk := self.trunk) is None:
-            return None
-        return self.entity_description.is_on_fn(trunk)
 
 
 async def async_setup_entry(
@@ -122,20 +114,14 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data)])
 
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [
+        extensions=lambda extension: [
             ExtensionBinarySensor(data.system, data, description, extension)
             for description in EXTENSION_BINARY_SENSORS
         ],
-    )
-    async_add_system_entities(
-        entry,
-        async_add_entities,
-        lambda system: system.trunks,
-        lambda trunk: [
+        trunks=lambda trunk: [
             TrunkBinarySensor(data.system, data, description, trunk)
             for description in TRUNK_BINARY_SENSORS
         ],

@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, calls_of_extension
-from .entity import ExtensionEntity, async_add_system_entities
+from .entity import ExtensionEntity, async_add_subject_entities
 from .translated_errors import async_pbx_call
 
 # Each press sends commands to the PBX; one at a time per platform is plenty.
@@ -52,9 +52,8 @@ async def async_setup_entry(
 ) -> None:
     """Add a hang-up button per extension."""
     data = entry.runtime_data
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [HangUpButton(data.system, data, HANG_UP, extension)],
+        extensions=lambda extension: [HangUpButton(data.system, data, HANG_UP, extension)],
     )

@@ -1,4 +1,4 @@
-"""Coordinators that poll the PBX, the CDR call log, and a config entry's runtime data.
+"""Coordinators that poll the PBX, and a config entry's runtime data.
 
 One coordinator per kind of data, so a slow or failing kind never holds up the others
 and each polls with its own bounded cost. MQTT requests per poll (one command and its
@@ -290,6 +290,16 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
 
     status_command: ClassVar[str]
 
+    def __init__(
+        self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
+    ) -> None:
+        super().__init__(hass, entry, client)
+        # Held by every poll's fetch and by async_refresh_one: a poll already in flight
+        # may carry the state from before a command, and must not land after the
+        # fresher answer. (Home Assistant stores the poll's answer right after the fetch
+        # returns, before a waiter for the lock can run.)
+        self._fetch_lock = asyncio.Lock()
+
     async def _async_list(self) -> Sequence[ItemT]:
         raise NotImplementedError
 
@@ -297,10 +307,11 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
         raise NotImplementedError
 
     async def _async_fetch(self) -> dict[str, Listed[ItemT, StatusT]]:
-        items = await self._async_list()
-        statuses = await _gather_bounded(
-            [item.number for item in items], self._async_status, STATUS_FETCH_CONCURRENCY
-        )
+        async with self._fetch_lock:
+            items = await self._async_list()
+            statuses = await _gather_bounded(
+                [item.number for item in items], self._async_status, STATUS_FETCH_CONCURRENCY
+            )
         return {item.number: Listed(item, statuses[item.number]) for item in items}
 
     async def _async_status(self, number: str) -> StatusT | None:
@@ -315,9 +326,7 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
         if self.data is None or number not in self.data:
             await self.async_request_refresh()
             return
-        # Under the poll's lock: a poll already in flight may carry the state from
-        # before the command, and must not land after this fresher answer.
-        async with self._debounced_refresh.async_lock():
+        async with self._fetch_lock:
             try:
                 status = await self._async_status(number)
             except PbxError as err:
@@ -363,15 +372,17 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
     def __init__(
         self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
     ) -> None:
+        # Not immediate: a call produces a burst of events (invite, several status
+        # changes, a CDR); one poll after the burst settles sees the result. Kept to
+        # schedule it from callbacks (async_request_refresh is a coroutine).
+        self._after_call_events: Debouncer[Any] = Debouncer(
+            hass, LOGGER, cooldown=LIVE_CALL_REFRESH_COOLDOWN, immediate=False
+        )
         super().__init__(
             hass,
             entry,
             client,
-            # Not immediate: a call produces a burst of events (invite, several status
-            # changes, a CDR); one poll after the burst settles sees the result.
-            request_refresh_debouncer=Debouncer(
-                hass, LOGGER, cooldown=LIVE_CALL_REFRESH_COOLDOWN, immediate=False
-            ),
+            request_refresh_debouncer=self._after_call_events,
             # Polled after every burst of call events: only a change is worth writing.
             # (The others always notify: device removal counts their updates.)
             always_update=False,
@@ -383,7 +394,7 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
     @callback
     def async_schedule_refresh(self) -> None:
         """Poll livecall once the current burst of call events has settled."""
-        self._debounced_refresh.async_schedule_call()
+        self._after_call_events.async_schedule_call()
 
 
 def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]:

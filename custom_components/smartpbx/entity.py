@@ -19,7 +19,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData, SystemData
+from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
 from .identifiers import (
     conference_identifier,
     extension_identifier,
@@ -137,40 +137,39 @@ class DeviceSync:
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
         self._hass = hass
         self._entry = entry
-        serial = entry.runtime_data.serial
-        # Identifier prefixes of the device kinds each coordinator lists (identifiers.py).
-        self._kinds: dict[str, tuple[str, ...]] = {
-            "system": (f"{serial}_extension_", f"{serial}_trunk_"),
-            "queues": (f"{serial}_queue_",),
-            "conferences": (f"{serial}_conference_",),
+        data = entry.runtime_data
+        serial = data.serial
+        # Each coordinator, with the identifier prefixes of the devices it lists (identifiers.py).
+        self._prefixes: dict[SmartPbxCoordinator[Any], tuple[str, ...]] = {
+            data.system: (f"{serial}_extension_", f"{serial}_trunk_"),
+            data.queues: (f"{serial}_queue_",),
+            data.conferences: (f"{serial}_conference_",),
         }
-        self._missing: dict[str, set[str]] = {kind: set() for kind in self._kinds}
+        self._missing: dict[SmartPbxCoordinator[Any], set[str]] = {}
 
     @callback
     def async_start(self) -> None:
         """Check every kind now, then after each update of its coordinator."""
-        data = self._entry.runtime_data
-        coordinators: dict[str, SmartPbxCoordinator[Any]] = {
-            "system": data.system,
-            "queues": data.queues,
-            "conferences": data.conferences,
-        }
-        for kind, coordinator in coordinators.items():
+        for coordinator in self._prefixes:
             self._entry.async_on_unload(
-                coordinator.async_add_listener(partial(self.async_sync, kind))
+                coordinator.async_add_listener(partial(self.async_sync, coordinator))
             )
-            self.async_sync(kind)
+            self.async_sync(coordinator)
 
     @callback
-    def async_sync(self, kind: str) -> None:
+    def async_sync(self, coordinator: SmartPbxCoordinator[Any]) -> None:
         data = self._entry.runtime_data
         registry = dr.async_get(self._hass)
         children = _child_devices(data)
-        prefixes = self._kinds[kind]
+        prefixes = self._prefixes[coordinator]
         missing: set[str] = set()
         for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
-            if kind == "system" and pbx_identifier(data.serial) in device.identifiers:
-                self._update_pbx(registry, device, data)
+            if coordinator is data.system and pbx_identifier(data.serial) in device.identifiers:
+                pbx = pbx_device_info(data.system.data.device_info)
+                # A no-op unless the firmware (or model) changed.
+                registry.async_update_device(
+                    device.id, sw_version=pbx.get("sw_version"), model=pbx.get("model")
+                )
                 continue
             if not any(
                 domain == DOMAIN and identifier.startswith(prefixes)
@@ -186,23 +185,13 @@ class DeviceSync:
                 None,
             )
             if info is None:
-                if device.id in self._missing[kind]:
+                if device.id in self._missing.get(coordinator, ()):
                     registry.async_remove_device(device.id)
                 else:
                     missing.add(device.id)
             elif device.name != info.get("name"):
                 registry.async_update_device(device.id, name=info.get("name"))
-        self._missing[kind] = missing
-
-    @staticmethod
-    def _update_pbx(
-        registry: dr.DeviceRegistry, device: dr.DeviceEntry, data: SmartPbxData
-    ) -> None:
-        info = pbx_device_info(data.system.data.device_info)
-        if (device.sw_version, device.model) != (info.get("sw_version"), info.get("model")):
-            registry.async_update_device(
-                device.id, sw_version=info.get("sw_version"), model=info.get("model")
-            )
+        self._missing[coordinator] = missing
 
 
 # --- entities -----------------------------------------------------------------------------
@@ -265,7 +254,25 @@ class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordinat
         )
 
 
-class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+class SubjectEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](SmartPbxEntity[CoordinatorT]):
+    """An entity of one extension, trunk, queue or conference: its subject.
+
+    ``subject`` is what the coordinator's data says of it now, None once the PBX no
+    longer lists it (the entity is then unavailable until its device is removed).
+    """
+
+    @property
+    def subject(self) -> SubjectT | None:
+        raise NotImplementedError
+
+    @property
+    def _present(self) -> bool:
+        return self.subject is not None
+
+
+class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
+    SubjectEntity[CoordinatorT, Extension]
+):
     """An entity of one extension.
 
     Entities whose state derives from the extension's status (``_follows_status_events``)
@@ -293,12 +300,8 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
         self._last_written: tuple[Extension | None, bool] | None = None
 
     @property
-    def extension(self) -> Extension | None:
+    def subject(self) -> Extension | None:
         return self.runtime.system.data.extensions.get(self.number)
-
-    @property
-    def _present(self) -> bool:
-        return self.extension is not None
 
     @callback
     def _handle_coordinator_update(self) -> None:
@@ -306,7 +309,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
             # These entities' state is made of the extension and availability alone. A
             # system poll notifies every listener (deviceInfo's uptime changes anyway);
             # on a large PBX rewriting thousands of unchanged states is most of its cost.
-            written = (self.extension, self.available)
+            written = (self.subject, self.available)
             if written == self._last_written:
                 return
             self._last_written = written
@@ -330,7 +333,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coo
             )
 
 
-class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
+class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SubjectEntity[CoordinatorT, Trunk]):
     """An entity of one trunk."""
 
     def __init__(
@@ -350,15 +353,11 @@ class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordin
         self.trunk_name = trunk.name
 
     @property
-    def trunk(self) -> Trunk | None:
+    def subject(self) -> Trunk | None:
         return self.runtime.system.data.trunks.get(self.trunk_name)
 
-    @property
-    def _present(self) -> bool:
-        return self.trunk is not None
 
-
-class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]]]):
+class ListedEntity[DataT](SubjectEntity[SmartPbxCoordinator[dict[str, DataT]], DataT]):
     """An entity of one queue or conference: ``number`` in its coordinator's data."""
 
     def __init__(
@@ -382,12 +381,8 @@ class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]]])
         self.number = number
 
     @property
-    def listed(self) -> DataT | None:
+    def subject(self) -> DataT | None:
         return self.coordinator.data.get(self.number)
-
-    @property
-    def _present(self) -> bool:
-        return self.listed is not None
 
 
 # --- adding entities as the PBX grows ------------------------------------------------------
@@ -445,24 +440,42 @@ def async_add_entities_for_new_keys[KeyT](
 
 
 @callback
-def async_add_system_entities[ItemT: (Extension, Trunk)](
+def async_add_subject_entities(
     entry: SmartPbxConfigEntry,
     async_add_entities: Callable[[list[Entity]], None],
-    items: Callable[[SystemData], Mapping[str, ItemT]],
-    create: Callable[[ItemT], Iterable[Entity]],
+    *,
+    extensions: Callable[[Extension], Iterable[Entity]] | None = None,
+    trunks: Callable[[Trunk], Iterable[Entity]] | None = None,
+    queues: Callable[[str], Iterable[Entity]] | None = None,
+    conferences: Callable[[str], Iterable[Entity]] | None = None,
 ) -> None:
-    """Entities for every extension (or trunk) now, and for each the PBX lists later.
+    """A platform's entities of every extension, trunk, queue and conference, as listed.
 
-    ``items`` picks the extensions or the trunks out of the system data.
+    Each function makes the entities of one subject: now for every one the PBX lists,
+    later for each it adds (see async_add_entities_for_new_keys).
     """
-    system = entry.runtime_data.system
-    async_add_entities_for_new_keys(
-        entry,
-        system,
-        lambda: items(system.data),
-        lambda key: create(items(system.data)[key]),
-        async_add_entities,
-    )
+    data = entry.runtime_data
+    system = data.system
+
+    def add[ItemT](
+        items: Callable[[], Mapping[str, ItemT]], create: Callable[[ItemT], Iterable[Entity]]
+    ) -> None:
+        async_add_entities_for_new_keys(
+            entry, system, items, lambda key: create(items()[key]), async_add_entities
+        )
+
+    if extensions is not None:
+        add(lambda: system.data.extensions, extensions)
+    if trunks is not None:
+        add(lambda: system.data.trunks, trunks)
+    if queues is not None:
+        async_add_entities_for_new_keys(
+            entry, data.queues, lambda: data.queues.data, queues, async_add_entities
+        )
+    if conferences is not None:
+        async_add_entities_for_new_keys(
+            entry, data.conferences, lambda: data.conferences.data, conferences, async_add_entities
+        )
 
 
 @callback

@@ -9,7 +9,7 @@ always agree.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
@@ -19,7 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import LOGGER
 from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxSystemCoordinator
-from .entity import ExtensionEntity, PbxEntity, async_add_system_entities
+from .entity import ExtensionEntity, PbxEntity, async_add_subject_entities
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
 
@@ -92,13 +92,14 @@ class SmartPbxEventEntityDescription(EventEntityDescription):
     event_fn: Callable[[PbxEvent, Mapping[str, Any]], tuple[str, dict[str, Any]] | None]
 
 
+PBX_INCOMING_CALL = SmartPbxEventEntityDescription(
+    key="incoming_call",
+    translation_key="incoming_call",
+    event_types=[INCOMING_CALL],
+    event_fn=_incoming_call,
+)
 PBX_EVENT_DESCRIPTIONS: tuple[SmartPbxEventEntityDescription, ...] = (
-    SmartPbxEventEntityDescription(
-        key="incoming_call",
-        translation_key="incoming_call",
-        event_types=[INCOMING_CALL],
-        event_fn=_incoming_call,
-    ),
+    PBX_INCOMING_CALL,
     SmartPbxEventEntityDescription(
         key="ivr_keypress",
         translation_key="ivr_keypress",
@@ -114,13 +115,7 @@ PBX_EVENT_DESCRIPTIONS: tuple[SmartPbxEventEntityDescription, ...] = (
 )
 # Disabled by default, like the hang-up button: the PBX's own incoming-call entity and the
 # smartpbx_invite event (with the extension's device id) serve every extension.
-EXTENSION_INCOMING_CALL = SmartPbxEventEntityDescription(
-    key="incoming_call",
-    translation_key="incoming_call",
-    event_types=[INCOMING_CALL],
-    event_fn=_incoming_call,
-    entity_registry_enabled_default=False,
-)
+EXTENSION_INCOMING_CALL = replace(PBX_INCOMING_CALL, entity_registry_enabled_default=False)
 
 
 class _PbxEventMixin(EventEntity):
@@ -179,11 +174,10 @@ async def async_setup_entry(
         SmartPbxEventEntity(system, runtime, description) for description in PBX_EVENT_DESCRIPTIONS
     )
 
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [
+        extensions=lambda extension: [
             SmartPbxExtensionEventEntity(system, runtime, EXTENSION_INCOMING_CALL, extension)
         ],
     )

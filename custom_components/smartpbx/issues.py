@@ -15,8 +15,6 @@ deleted as soon as the entry sets up over MQTT, or the PBX answers again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
@@ -62,17 +60,11 @@ def async_delete_issues(hass: HomeAssistant, entry_id: str) -> None:
     """Forget every issue of an entry that is being removed."""
     async_delete_mqtt_issue(hass, entry_id)
     ir.async_delete_issue(hass, DOMAIN, issue_id(ISSUE_PBX_NOT_ANSWERING, entry_id))
-    hass.data.get(_SILENCES, {}).pop(entry_id, None)
+    hass.data.get(_SILENCE_SINCE, {}).pop(entry_id, None)
 
 
-@dataclass(slots=True)
-class _Silence:
-    """Since when (event loop time) an entry's PBX has not answered; None: it answers."""
-
-    since: float | None = None
-
-
-_SILENCES: HassKey[dict[str, _Silence]] = HassKey(f"{DOMAIN}_silences")
+_SILENCE_SINCE: HassKey[dict[str, float]] = HassKey(f"{DOMAIN}_silence_since")
+"""Per entry id: since when (event loop time) its PBX has not answered."""
 
 
 class PbxSilenceWatch:
@@ -87,7 +79,7 @@ class PbxSilenceWatch:
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
         self._hass = hass
         self._entry = entry
-        self._silence = hass.data.setdefault(_SILENCES, {}).setdefault(entry.entry_id, _Silence())
+        self._silent_since = hass.data.setdefault(_SILENCE_SINCE, {})
         self._cancel_timer: CALLBACK_TYPE | None = None
 
     @property
@@ -102,9 +94,8 @@ class PbxSilenceWatch:
         without (a failing setup) the issue is raised only if the time is up already.
         """
         now = self._hass.loop.time()
-        if self._silence.since is None:
-            self._silence.since = now
-        remaining = self._silence.since + SILENT_REPAIR_AFTER.total_seconds() - now
+        since = self._silent_since.setdefault(self._entry.entry_id, now)
+        remaining = since + SILENT_REPAIR_AFTER.total_seconds() - now
         if remaining <= 0:
             self._async_raise_issue()
         elif wait and self._cancel_timer is None:
@@ -114,8 +105,7 @@ class PbxSilenceWatch:
     def async_answered(self) -> None:
         """The PBX answered: the silence (and its issue) is over."""
         self.async_pause()
-        if self._silence.since is not None:
-            self._silence.since = None
+        if self._silent_since.pop(self._entry.entry_id, None) is not None:
             ir.async_delete_issue(self._hass, DOMAIN, self._issue_id)
 
     @callback
@@ -128,7 +118,7 @@ class PbxSilenceWatch:
     @callback
     def _async_time_up(self, _now: object) -> None:
         self._cancel_timer = None
-        if self._silence.since is not None:
+        if self._entry.entry_id in self._silent_since:
             self._async_raise_issue()
 
     @callback

@@ -34,9 +34,9 @@ from .entity import (
     ExtensionEntity,
     ListedEntity,
     PbxEntity,
+    SubjectEntity,
     TrunkEntity,
-    async_add_entities_for_new_keys,
-    async_add_system_entities,
+    async_add_subject_entities,
     display_name,
 )
 from .pbx.models import (
@@ -173,16 +173,39 @@ class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
         return self._boot
 
 
-# --- extensions ---------------------------------------------------------------------------
+# --- extensions, trunks, queues and conferences: each a subject ---------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExtensionSensorEntityDescription(SensorEntityDescription):
-    """A sensor of an extension device."""
+class SubjectSensorEntityDescription[SubjectT](SensorEntityDescription):
+    """A sensor of an extension, trunk, queue or conference device (its subject)."""
 
-    value_fn: Callable[[Extension, SmartPbxData], StateType]
-    attr_fn: Callable[[Extension, SmartPbxData], dict[str, Any] | None] = lambda *_: None
+    value_fn: Callable[[SubjectT, SmartPbxData], StateType]
+    attr_fn: Callable[[SubjectT, SmartPbxData], dict[str, Any] | None] = lambda *_: None
+    supported_fn: Callable[[SubjectT], bool] = lambda _: True
     uses_live_calls: bool = False
+    """Fed by the live calls (refreshed on call events) instead of the subject's own data."""
+
+
+class SubjectSensor[SubjectT](SubjectEntity[Any, SubjectT], SensorEntity):
+    """State and attributes from the description's functions of the subject."""
+
+    entity_description: SubjectSensorEntityDescription[SubjectT]
+
+    @property
+    def native_value(self) -> StateType:
+        if (subject := self.subject) is None:
+            return None
+        return self.entity_description.value_fn(subject, self.runtime)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        if (subject := self.subject) is None:
+            return None
+        return self.entity_description.attr_fn(subject, self.runtime)
+
+
+# --- extensions ---------------------------------------------------------------------------
 
 
 def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
@@ -212,8 +235,8 @@ def _enum_options(states: type[ExtensionState] | type[TrunkState]) -> list[str]:
     return [option for state in states if (option := _enum_state(state)) is not None]
 
 
-EXTENSION_SENSORS: tuple[ExtensionSensorEntityDescription, ...] = (
-    ExtensionSensorEntityDescription(
+EXTENSION_SENSORS: tuple[SubjectSensorEntityDescription[Extension], ...] = (
+    SubjectSensorEntityDescription(
         key="status",
         translation_key="extension_status",
         device_class=SensorDeviceClass.ENUM,
@@ -228,7 +251,7 @@ EXTENSION_SENSORS: tuple[ExtensionSensorEntityDescription, ...] = (
     # Disabled by default: the PBX's active-calls sensor lists every call with both
     # parties, and each enabled entity per extension costs ~10 KiB and counts against
     # Home Assistant's 10,000 entities per entry on a large PBX. Enable it where wanted.
-    ExtensionSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="current_peer",
         translation_key="current_peer",
         value_fn=_current_peer,
@@ -239,15 +262,13 @@ EXTENSION_SENSORS: tuple[ExtensionSensorEntityDescription, ...] = (
 )
 
 
-class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SensorEntity):
+class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SubjectSensor[Extension]):
     """A sensor of an extension."""
-
-    entity_description: ExtensionSensorEntityDescription
 
     def __init__(
         self,
         runtime: SmartPbxData,
-        description: ExtensionSensorEntityDescription,
+        description: SubjectSensorEntityDescription[Extension],
         extension: Extension,
     ) -> None:
         coordinator = runtime.live_calls if description.uses_live_calls else runtime.system
@@ -255,98 +276,64 @@ class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SensorEntity):
         # The current peer comes from live calls (refreshed on call events), not the status.
         self._follows_status_events = not description.uses_live_calls
 
-    @property
-    def native_value(self) -> StateType:
-        if (extension := self.extension) is None:
-            return None
-        return self.entity_description.value_fn(extension, self.runtime)
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        if (extension := self.extension) is None:
-            return None
-        return self.entity_description.attr_fn(extension, self.runtime)
-
 
 # --- trunks -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrunkSensorEntityDescription(SensorEntityDescription):
-    """A sensor of a trunk device."""
-
-    value_fn: Callable[[Trunk], StateType]
-    supported_fn: Callable[[Trunk], bool] = lambda _: True
-
-
-TRUNK_SENSORS: tuple[TrunkSensorEntityDescription, ...] = (
-    TrunkSensorEntityDescription(
+TRUNK_SENSORS: tuple[SubjectSensorEntityDescription[Trunk], ...] = (
+    SubjectSensorEntityDescription(
         key="status",
         translation_key="trunk_status",
         device_class=SensorDeviceClass.ENUM,
         options=_enum_options(TrunkState),
-        value_fn=lambda trunk: _enum_state(trunk.state),
+        value_fn=lambda trunk, _: _enum_state(trunk.state),
     ),
-    TrunkSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="line_voltage",
         translation_key="line_voltage",
         device_class=SensorDeviceClass.VOLTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-        value_fn=lambda trunk: trunk.line_voltage,
+        value_fn=lambda trunk, _: trunk.line_voltage,
         supported_fn=lambda trunk: trunk.type is TrunkType.FXO,
     ),
 )
 
 
-class TrunkSensor(TrunkEntity[SmartPbxCoordinator[Any]], SensorEntity):
+class TrunkSensor(TrunkEntity[SmartPbxCoordinator[Any]], SubjectSensor[Trunk]):
     """A sensor of a trunk."""
-
-    entity_description: TrunkSensorEntityDescription
-
-    @property
-    def native_value(self) -> StateType:
-        if (trunk := self.trunk) is None:
-            return None
-        return self.entity_description.value_fn(trunk)
 
 
 # --- queues and conferences ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class ListedSensorEntityDescription[DataT](SensorEntityDescription):
-    """A sensor of a queue or conference device."""
-
-    value_fn: Callable[[DataT], StateType]
-    attr_fn: Callable[[DataT], dict[str, Any] | None] = lambda _: None
-
-
-def _queue_status[T](read: Callable[[QueueStatus], T]) -> Callable[[QueueData], T | None]:
+def _queue_status[T](
+    read: Callable[[QueueStatus], T],
+) -> Callable[[QueueData, SmartPbxData], T | None]:
     """``read`` of the queue's status; None while the PBX refuses the status."""
-    return lambda queue: None if queue.status is None else read(queue.status)
+    return lambda queue, _: None if queue.status is None else read(queue.status)
 
 
-QUEUE_SENSORS: tuple[ListedSensorEntityDescription[QueueData], ...] = (
-    ListedSensorEntityDescription(
+QUEUE_SENSORS: tuple[SubjectSensorEntityDescription[QueueData], ...] = (
+    SubjectSensorEntityDescription(
         key="waiting_calls",
         translation_key="waiting_calls",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=_queue_status(lambda status: status.calls),
     ),
-    ListedSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="completed_calls",
         translation_key="completed_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=_queue_status(lambda status: status.completed),
     ),
-    ListedSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="abandoned_calls",
         translation_key="abandoned_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=_queue_status(lambda status: status.abandoned),
     ),
-    ListedSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="hold_time",
         translation_key="hold_time",
         device_class=SensorDeviceClass.DURATION,
@@ -354,7 +341,7 @@ QUEUE_SENSORS: tuple[ListedSensorEntityDescription[QueueData], ...] = (
         native_unit_of_measurement=UnitOfTime.SECONDS,
         value_fn=_queue_status(lambda status: status.hold_time),
     ),
-    ListedSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="talk_time",
         translation_key="talk_time",
         device_class=SensorDeviceClass.DURATION,
@@ -362,12 +349,12 @@ QUEUE_SENSORS: tuple[ListedSensorEntityDescription[QueueData], ...] = (
         native_unit_of_measurement=UnitOfTime.SECONDS,
         value_fn=_queue_status(lambda status: status.talk_time),
     ),
-    ListedSensorEntityDescription(
+    SubjectSensorEntityDescription(
         key="strategy",
         translation_key="strategy",
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
-        value_fn=lambda queue: (queue.status.strategy if queue.status else "")
+        value_fn=lambda queue, _: (queue.status.strategy if queue.status else "")
         or queue.item.strategy
         or None,
     ),
@@ -375,12 +362,12 @@ QUEUE_SENSORS: tuple[ListedSensorEntityDescription[QueueData], ...] = (
 
 
 # The room's PINs (on the Conference model) are deliberately never read here.
-PARTICIPANTS = ListedSensorEntityDescription[ConferenceData](
+PARTICIPANTS = SubjectSensorEntityDescription[ConferenceData](
     key="participants",
     translation_key="participants",
     state_class=SensorStateClass.MEASUREMENT,
-    value_fn=lambda room: None if room.status is None else len(room.status.members),
-    attr_fn=lambda room: None
+    value_fn=lambda room, _: None if room.status is None else len(room.status.members),
+    attr_fn=lambda room, _: None
     if room.status is None
     else {
         "participants": [
@@ -390,24 +377,11 @@ PARTICIPANTS = ListedSensorEntityDescription[ConferenceData](
 )
 
 
-class ListedSensor[DataT](ListedEntity[DataT], SensorEntity):
+class ListedSensor[DataT](ListedEntity[DataT], SubjectSensor[DataT]):
     """A sensor of a queue or conference."""
 
-    entity_description: ListedSensorEntityDescription[DataT]
     # Participant lists change with every join; the count is what history is for.
     _unrecorded_attributes = frozenset({"participants"})
-
-    @property
-    def native_value(self) -> StateType:
-        if (listed := self.listed) is None:
-            return None
-        return self.entity_description.value_fn(listed)
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        if (listed := self.listed) is None:
-            return None
-        return self.entity_description.attr_fn(listed)
 
 
 # --- setup --------------------------------------------------------------------------------
@@ -429,35 +403,17 @@ async def async_setup_entry(
         ]
     )
 
-    async_add_system_entities(
+    async_add_subject_entities(
         entry,
         async_add_entities,
-        lambda system: system.extensions,
-        lambda extension: [
+        extensions=lambda extension: [
             ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS
         ],
-    )
-    async_add_system_entities(
-        entry,
-        async_add_entities,
-        lambda system: system.trunks,
-        lambda trunk: [
+        trunks=lambda trunk: [
             TrunkSensor(data.system, data, description, trunk)
             for description in TRUNK_SENSORS
             if description.supported_fn(trunk)
         ],
-    )
-    async_add_entities_for_new_keys(
-        entry,
-        data.queues,
-        lambda: data.queues.data,
-        lambda number: [ListedSensor(data.queues, data, d, number) for d in QUEUE_SENSORS],
-        async_add_entities,
-    )
-    async_add_entities_for_new_keys(
-        entry,
-        data.conferences,
-        lambda: data.conferences.data,
-        lambda number: [ListedSensor(data.conferences, data, PARTICIPANTS, number)],
-        async_add_entities,
+        queues=lambda number: [ListedSensor(data.queues, data, d, number) for d in QUEUE_SENSORS],
+        conferences=lambda number: [ListedSensor(data.conferences, data, PARTICIPANTS, number)],
     )

@@ -45,7 +45,7 @@ class QueueMemberPausedSwitch(ListedEntity[QueueData], SwitchEntity):
 
     @property
     def member(self) -> QueueMember | None:
-        queue = self.listed
+        queue = self.subject
         if queue is None or queue.status is None:
             return None
         return next((m for m in queue.status.members if m.agent == self.agent), None)
