@@ -29,8 +29,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.smartpbx.caller_names import FILE_CHECK_INTERVAL
+from custom_components.smartpbx.caller_names import FILE_CHECK_INTERVAL, dial_plan
 from custom_components.smartpbx.const import DOMAIN, EVENT_CDR, EVENT_INVITE, EVENT_IVR_DTMF
+from custom_components.smartpbx.pbx.phonebook import Phonebook, parse_phonebook_text
+from smartpbx_sim.names import EXTERNAL_CALLER_NAMES, EXTERNAL_NUMBERS
 
 from .config_flow_helpers import assert_translated
 from .integration_helpers import (  # noqa: F401
@@ -410,3 +412,13 @@ async def test_diagnostics_redact_the_phonebook(
     assert options["country_code"] == "39"
     assert diagnostics["phonebook"] == {"numbers": 3}
     assert "Pizzeria" not in json.dumps(diagnostics)
+
+
+def test_the_demo_phonebook_names_every_outside_caller_of_the_simulator() -> None:
+    """The demo (demo/bootstrap.py: ensure_phonebook) uses Italy's plan and these names."""
+    plan = dial_plan({"country_code": "39", "trunk_prefix": "", "international_prefix": "00"})
+    text = "\n".join(f"{number} = {name}" for number, name in EXTERNAL_CALLER_NAMES.items())
+    book = Phonebook(plan, parse_phonebook_text(text, plan))
+    assert {book.lookup(number).name for number in EXTERNAL_NUMBERS} == set(
+        EXTERNAL_CALLER_NAMES.values()
+    )
