@@ -397,6 +397,42 @@ async def ensure_config_entry(
     return entry, created
 
 
+async def ensure_phonebook(
+    api: HomeAssistantApi, entry_id: str, phonebook: str, *, within: float = 60.0
+) -> bool:
+    """Give the entry the demo's phonebook through the integration's real options flow.
+
+    Italy's dial plan (country code 39, no trunk prefix to drop): the simulator's callers
+    arrive in Italian national and international forms. Returns whether the options
+    changed, which reloads the entry.
+    """
+    options = {
+        "phonebook": phonebook,
+        "phonebook_file": "",
+        "country_code": "39",
+        "trunk_prefix": "",
+        "international_prefix": "00",
+        "outside_line_prefix": "",
+    }
+    deadline = time.monotonic() + within
+    entries = await api.get(f"/api/config/config_entries/entry?domain={DOMAIN}")
+    before = next((e for e in entries if e["entry_id"] == entry_id), {}).get("modified_at")
+    result = await api.post("/api/config/config_entries/options/flow", {"handler": entry_id})
+    result = await api.post(f"/api/config/config_entries/options/flow/{result['flow_id']}", options)
+    if result.get("type") != "create_entry":
+        raise BootstrapError(f"The options flow refused the demo's phonebook: {result}")
+    changed = False
+    while True:  # changed options reload the entry: wait until it is back
+        entries = await api.get(f"/api/config/config_entries/entry?domain={DOMAIN}")
+        entry = next((e for e in entries if e["entry_id"] == entry_id), {})
+        changed = changed or entry.get("modified_at") != before
+        if not changed or entry.get("state") == "loaded":
+            return changed
+        if time.monotonic() > deadline:
+            raise BootstrapError(f"The smartpbx entry did not reload: {entry.get('state')}")
+        await asyncio.sleep(0.5)
+
+
 # --------------------------------------------------------------------------------------
 # What the integration made: devices, entities and their states
 
@@ -583,12 +619,37 @@ No calls right now.
 {%- set ringing = call.state | lower in ('ring', 'ringing') %}
 | <ha-icon icon="{{ 'mdi:phone-ring' if ringing else icons.get(call.direction, 'mdi:phone') }}">\
 </ha-icon> \
-| {{ names.get(call.caller | string, call.caller) }} \
-| {{ names.get(call.called | string, call.called) }} \
+| {{ call.caller_name or names.get(call.caller | string, call.caller) }} \
+| {{ call.called_name or names.get(call.called | string, call.called) }} \
 | {{ 'ringing' if ringing else '%d:%02d' % ((call.duration | int(0)) // 60, \
 (call.duration | int(0)) % 60) }} |
 {%- endfor %}
 {%- endif %}"""
+
+
+_RECENT_CALLS_TEMPLATE = """\
+{%- set calls = (state_attr('ENTITY', 'calls') or [])[:10] -%}
+{%- set icons = {'answered': 'mdi:phone-check', 'no_answer': 'mdi:phone-missed',
+                 'busy': 'mdi:phone-cancel', 'failed': 'mdi:phone-alert'} -%}
+{%- if calls | count == 0 -%}
+No calls yet.
+{%- else -%}
+| | From | To | When | Talked |
+|:-:|:--|:--|:--|--:|
+{%- for call in calls %}
+| <ha-icon icon="{{ icons.get(call.disposition, 'mdi:phone') }}"></ha-icon> \
+| {{ call.from_name or call['from'] }} \
+| {{ call.to_name or call.to }} \
+| {{ as_datetime(call.time) | as_local | as_timestamp | timestamp_custom('%H:%M') }} \
+| {{ '%d:%02d' % ((call.duration | int(0)) // 60, (call.duration | int(0)) % 60) }} |
+{%- endfor %}
+{%- endif %}"""
+
+
+def _recent_calls_card(entity_id: str) -> dict[str, Any]:
+    """The last calls, with the names the phonebook gave them, from Recent calls."""
+    content = _RECENT_CALLS_TEMPLATE.replace("ENTITY", entity_id)
+    return {"type": "markdown", "content": content, "text_only": True}
 
 
 def _active_calls_card(inventory: Inventory, entity_id: str) -> dict[str, Any]:
@@ -615,7 +676,7 @@ _TILE_LABELS = {
 
 
 def _overview_cards(inventory: Inventory, pbx: PbxDevice) -> list[dict[str, Any]]:
-    """Counters, the last call, a graph of active calls, and the calls going on now."""
+    """Counters, the last call, a graph of active calls, the calls now and the last ones."""
     cards: list[dict[str, Any]] = [_heading(pbx.name, "mdi:phone-classic")]
     cards += [
         {
@@ -645,6 +706,11 @@ def _overview_cards(inventory: Inventory, pbx: PbxDevice) -> list[dict[str, Any]
             },
             _heading("Calls now", "mdi:phone-in-talk"),
             _active_calls_card(inventory, active["entity_id"]),
+        ]
+    for recent in _find(pbx, "recent_calls"):
+        cards += [
+            _heading("Recent calls", "mdi:phone-log"),
+            _recent_calls_card(recent["entity_id"]),
         ]
     events = [e["entity_id"] for e in pbx.entities if e["entity_id"].startswith("event.")]
     if events:

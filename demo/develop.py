@@ -32,6 +32,7 @@ from typing import IO, Any
 import aiohttp
 
 from demo import bootstrap
+from smartpbx_sim.names import EXTERNAL_CALLER_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = Path(os.environ.get("SMARTPBX_DEMO_DIR", ROOT / ".demo"))
@@ -425,6 +426,9 @@ class Demo:
         )
         how = "created through the config flow" if created else "already configured"
         _say(f"smartpbx entry {self.entry.get('title')!r}: {how}, loaded")
+        phonebook = "\n".join(f"{number} = {n}" for number, n in EXTERNAL_CALLER_NAMES.items())
+        if await bootstrap.ensure_phonebook(api, self.entry["entry_id"], phonebook):
+            _say("phonebook of the simulator's outside callers set in the entry's options")
         self.inventory = await bootstrap.wait_for_entities(
             api, self.entry["entry_id"], within=max(10.0, deadline - time.monotonic())
         )

@@ -52,4 +52,17 @@ EXTERNAL_NUMBERS: Final = (
     "+33142278186",
 )
 
+# Who they are: the demo's phonebook (the integration's options) names them, each
+# written the way a person would type it, not as the PBX shows it.
+EXTERNAL_CALLER_NAMES: Final = {
+    "+39 06 1234 5678": "Pizzeria Roma",
+    "+49 30 123456": "Berlin Office",
+    "+44 20 7946 00": "London Partners",
+    "555 12 34": "Neighbour",
+    "+86 123 5432 341231": "Shenzhen Supplier",
+    "02 9876 5432": "Milan Branch",
+    "778 45 12": "Dr. Bianchi",
+    "+33 1 42 27 81 86": "Paris Office",
+}
+
 LETTERS: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

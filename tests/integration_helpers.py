@@ -169,6 +169,7 @@ def add_entry(
     command_timeout: float | None = None,
     poll_interval: float | None = None,
     data: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> MockConfigEntry:
     """Add (not set up) a direct-transport entry for the PBX ``sim_config`` describes."""
     set_timing(command_timeout=command_timeout, poll_interval=poll_interval)
@@ -177,6 +178,7 @@ def add_entry(
         title=sim_config.devicename,
         unique_id=sim_config.serial,
         data={**direct_entry_data(broker, sim_config.token), **(data or {})},
+        options=dict(options or {}),
     )
     entry.add_to_hass(hass)
     return entry
@@ -205,6 +207,7 @@ async def setup_integration(
     command_timeout: float | None = None,
     poll_interval: float | None = None,
     data: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[MockConfigEntry, SimulatorRunner]:
     """Start a simulator on ``broker`` and set up a config entry for it; both running.
 
@@ -221,6 +224,7 @@ async def setup_integration(
             command_timeout=command_timeout,
             poll_interval=poll_interval,
             data=data,
+            options=options,
         )
         await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
@@ -261,6 +265,7 @@ async def smartpbx_fixture(
         command_timeout: float | None = None,
         poll_interval: float | None = None,
         data: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
         broker: MosquittoBroker = real_broker,
     ) -> tuple[MockConfigEntry, SimulatorRunner]:
         result = await setup_integration(
@@ -270,6 +275,7 @@ async def smartpbx_fixture(
             command_timeout=command_timeout,
             poll_interval=poll_interval,
             data=data,
+            options=options,
         )
         made.append(result)
         return result

@@ -119,6 +119,7 @@ async def test_ivr_keypress_runs_the_action_for_its_key_only(hass: HomeAssistant
         "ivr": "9000",
         "key": "5",
         "caller": "+4930123456",
+        "caller_name": "",
         "callid": "1673078689.147",
     }
 
@@ -247,10 +248,42 @@ async def test_missed_call_filters_on_outcome_and_number(hass: HomeAssistant) ->
     assert len(calls) == 1
     assert calls[0].data["seen"] == {
         "caller_number": "+33142278186",
+        "caller_name": "",
+        "caller": "+33142278186",
         "called_number": "8001",
+        "called_name": "",
+        "called": "8001",
         "reason": "no_answer",
         "reason_text": "not answered",
         "direction": "inbound",
         "start": "2022-12-30 11:53:40",
         "callid": "1673071399.8001",
     }
+
+
+async def test_missed_call_names_the_parties_when_known(hass: HomeAssistant) -> None:
+    """The phonebook's or the PBX's names head the message; an unknown one is left out."""
+    assert await async_setup_component(hass, "persistent_notification", {})
+    await _set_up_automation(hass, MISSED_CALL, {})
+
+    named = _cdr("no_answer") | {"src_name": "Pizzeria Roma", "dst_name": "Reception"}
+    await _fire(hass, EVENT_CDR, named)
+    await _fire(hass, EVENT_CDR, _cdr("busy", dst="8002") | {"src_name": None, "dst_name": ""})
+
+    messages = {n["message"] for n in async_get_persistent_notifications(hass).values()}
+    assert messages == {
+        "Missed call from Pizzeria Roma (+33142278186) to Reception (8001) "
+        "(not answered, 2022-12-30 11:53:40)",
+        "Missed call from +33142278186 to 8002 (busy, 2022-12-30 11:53:40)",
+    }
+
+
+async def test_a_call_without_a_caller_number_reads_as_unknown(hass: HomeAssistant) -> None:
+    """No name and no number (a withheld caller id): the message still reads as words."""
+    assert await async_setup_component(hass, "persistent_notification", {})
+    await _set_up_automation(hass, INCOMING_CALL, {})
+
+    await _fire(hass, EVENT_INVITE, {"from": "", "from_name": None, "to": "2001", "callid": "3"})
+
+    messages = {n["message"] for n in async_get_persistent_notifications(hass).values()}
+    assert messages == {"an unknown number is calling 2001"}

@@ -758,11 +758,21 @@ async def test_reconfigure_ha_mqtt_entry_to_direct(
 # --- options ---
 
 
-async def test_no_options_flow(hass: HomeAssistant) -> None:
-    """Nothing to set: the poll interval and command timeout are not options (core's rules)."""
+async def test_the_options_are_the_phonebook_only(hass: HomeAssistant) -> None:
+    """The poll interval and command timeout are not options (core's rules); the phonebook
+    is (test_caller_names.py)."""
     entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=HA_MQTT_DATA)
     entry.add_to_hass(hass)
-    assert not entry.supports_options
+    assert entry.supports_options
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert {str(field) for field in result["data_schema"].schema} == {
+        "phonebook",
+        "phonebook_file",
+        "country_code",
+        "trunk_prefix",
+        "international_prefix",
+        "outside_line_prefix",
+    }
 
 
 # --- the probe itself ---

@@ -65,6 +65,9 @@ STATUS_8001 = "sensor.extension_8001_status"
 STATUS_8002 = "sensor.extension_8002_status"
 ONLINE = "sensor.spx1004o4s_extensions_online"
 
+# The call log only asks for names; these tests are about counts and restores.
+NO_NAMES = SimpleNamespace(name=lambda number, dialled=False: None)
+
 
 async def test_requests_per_poll_are_bounded(
     hass: HomeAssistant, smartpbx: SmartPbxFactory
@@ -392,7 +395,7 @@ async def test_call_log_counts_and_resets_at_local_midnight(
 ) -> None:
     await hass.config.async_set_time_zone("Europe/Berlin")
     freezer.move_to(datetime.fromisoformat("2024-03-01T23:59:30+01:00"))
-    log = CallLog(hass)
+    log = CallLog(hass, NO_NAMES)
     unsubscribe = log.async_start()
     log.async_add_record(_record(CallDisposition.ANSWERED))
     log.async_add_record(_record(CallDisposition.NO_ANSWER))
@@ -414,7 +417,7 @@ async def test_call_log_restores_only_counts_of_today(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:
     freezer.move_to(datetime.fromisoformat("2024-03-02T10:00:00+00:00"))
-    log = CallLog(hass)
+    log = CallLog(hass, NO_NAMES)
     log.async_add_record(_record(CallDisposition.ANSWERED))
 
     log.async_restore_count("calls_today", date(2024, 3, 2), 5)

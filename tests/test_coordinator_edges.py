@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -63,6 +64,9 @@ COORDINATOR_LOGGER = "custom_components.smartpbx"
 
 # Older releases do not carry a coordinator's translation key over to the entry.
 SETUP_ERRORS_TRANSLATED = AwesomeVersion(HA_VERSION) >= "2026.9"
+
+# The call log only asks for names; these tests are about counts and restores.
+NO_NAMES = SimpleNamespace(name=lambda number, dialled=False: None)
 
 
 class PbxScript:
@@ -533,7 +537,7 @@ async def test_a_restored_last_call_never_replaces_one_received_since_start(
 ) -> None:
     """The last call saved before a restart is only a fallback: a CDR received since
     start-up is newer, and restoring must neither replace it nor notify the sensors."""
-    log = CallLog(hass)
+    log = CallLog(hass, NO_NAMES)
     notified: list[None] = []
     log.async_add_listener(lambda: notified.append(None))
     log.async_add_record(

@@ -86,7 +86,7 @@ async def test_diagnostics(
     assert settings["data"][CONF_PASSWORD] == REDACTED
     assert settings["data"][CONF_USERNAME] == REDACTED
     assert settings["data"]["transport"] == "direct"
-    assert "options" not in settings  # there are none (an older version's are ignored)
+    assert settings["options"] == {}  # no phonebook (an older version's options are ignored)
     assert diagnostics["connection"] == {
         "transport": "direct",
         "connected": True,

@@ -95,7 +95,15 @@ async def test_active_calls_and_current_peer(
     active = _state(hass, ACTIVE_CALLS)
     assert active.state == "1"
     assert active.attributes["calls"] == [
-        {"caller": "8001", "called": "2001", "state": "Up", "duration": 0, "direction": "Internal"}
+        {
+            "caller": "8001",
+            "caller_name": None,  # its name is just its number again
+            "called": "2001",
+            "called_name": "Lobby",
+            "state": "Up",
+            "duration": 0,
+            "direction": "Internal",
+        }
     ]
     caller_peer = _state(hass, "sensor.extension_8001_current_peer")
     assert (caller_peer.state, caller_peer.attributes["peer_name"]) == ("2001", "Lobby")

@@ -100,6 +100,8 @@ FIRST_COMMAND = {
 }
 RESPONSE_ONLY = {"get_live_calls", "get_queue_status", "get_conference_status"}
 OPTIONAL_RESPONSE = {"dial", "listen", "send_command"}
+# Actions answered by Home Assistant alone (the phonebook): no command to the PBX.
+LOCAL_CALLS: dict[str, dict[str, Any]] = {"lookup_number": {"number": "+39 06 1234 5678"}}
 
 
 @pytest.fixture
@@ -122,7 +124,7 @@ async def call(
 ) -> ServiceResponse:
     """Call an action, asking for its response when it has one (unless told otherwise)."""
     if response is None:
-        response = service in RESPONSE_ONLY | OPTIONAL_RESPONSE
+        response = service in RESPONSE_ONLY | OPTIONAL_RESPONSE | set(LOCAL_CALLS)
     return await hass.services.async_call(
         DOMAIN, service, data, blocking=True, return_response=response
     )
@@ -163,11 +165,11 @@ async def test_actions_registered_once_with_their_response_support(
 ) -> None:
     assert await async_setup_component(hass, DOMAIN, {})
     registered = hass.services.async_services_for_domain(DOMAIN)
-    assert set(registered) == set(VALID_CALLS) == set(services.ACTIONS)
-    for service in VALID_CALLS:
+    assert set(registered) == set(VALID_CALLS) | set(LOCAL_CALLS) == set(services.ACTIONS)
+    for service in [*VALID_CALLS, *LOCAL_CALLS]:
         expected = (
             SupportsResponse.ONLY
-            if service in RESPONSE_ONLY
+            if service in RESPONSE_ONLY | set(LOCAL_CALLS)
             else SupportsResponse.OPTIONAL
             if service in OPTIONAL_RESPONSE
             else SupportsResponse.NONE
@@ -184,7 +186,7 @@ async def test_services_yaml_translations_and_icons_cover_every_field(
     yaml_services = load_yaml_dict(str(INTEGRATION_DIR / "services.yaml"))
     translations = load_json("translations/en.json")
     icons = load_json("icons.json")["services"]
-    assert set(described) == set(yaml_services) == set(VALID_CALLS)
+    assert set(described) == set(yaml_services) == set(VALID_CALLS) | set(LOCAL_CALLS)
     for service, spec in yaml_services.items():
         text = translations["services"][service]
         assert text["name"], service
@@ -303,15 +305,15 @@ async def test_every_action_times_out_clearly(
         assert await spy.wait_cmd(FIRST_COMMAND[service])
 
 
-@pytest.mark.parametrize("service", sorted(VALID_CALLS))
+@pytest.mark.parametrize("service", sorted(VALID_CALLS | LOCAL_CALLS))
 async def test_every_action_rejects_unknown_fields(
     hass: HomeAssistant, pbx: Pbx, spy: CommandSpy, service: str
 ) -> None:
-    data = {**VALID_CALLS[service], "extra_field": "1"}
+    data = {**(VALID_CALLS | LOCAL_CALLS)[service], "extra_field": "1"}
     await assert_rejected(hass, spy, service, data, "invalid_argument", field="extra_field")
 
 
-@pytest.mark.parametrize("service", sorted(VALID_CALLS))
+@pytest.mark.parametrize("service", sorted(VALID_CALLS | LOCAL_CALLS))
 async def test_every_action_needs_a_loaded_pbx(
     hass: HomeAssistant, pbx: Pbx, spy: CommandSpy, service: str
 ) -> None:
@@ -320,7 +322,7 @@ async def test_every_action_needs_a_loaded_pbx(
     await hass.async_block_till_done()
     spy.clear()
     with pytest.raises(ServiceValidationError) as caught:
-        await call(hass, service, VALID_CALLS[service])
+        await call(hass, service, (VALID_CALLS | LOCAL_CALLS)[service])
     assert_core_error(caught.value, "service_config_entry_not_loaded", entry_title=entry.title)
     # Nothing can be in flight: the entry's client is gone. Give a stray message time anyway.
     await asyncio.sleep(0.1)

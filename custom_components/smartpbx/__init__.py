@@ -16,6 +16,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from . import events, services
 from .call_log import CallLog
+from .caller_names import CallerNames
 from .const import (
     BROKER_CONNECT_TIMEOUT,
     CONF_TOKEN,
@@ -106,7 +107,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     for coordinator in (queues, conferences, live_calls):
         await coordinator.async_config_entry_first_refresh()
 
-    call_log = CallLog(hass)
+    caller_names = CallerNames(hass, entry, system)
+    await caller_names.async_load()
+    entry.async_on_unload(caller_names.async_start())
+    call_log = CallLog(hass, caller_names)
     entry.async_on_unload(call_log.async_start())
 
     pbx_device = dr.async_get(hass).async_get_or_create(
@@ -121,6 +125,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         conferences=conferences,
         live_calls=live_calls,
         call_log=call_log,
+        caller_names=caller_names,
         pbx_device_id=pbx_device.id,
         connected=client.connected,
     )

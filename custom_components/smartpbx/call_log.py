@@ -1,4 +1,4 @@
-"""Today's call counts and the last call, fed by the PBX's call records (CDRs).
+"""Today's call counts, the last call and the recent calls, fed by the PBX's call records (CDRs).
 
 The call log and its sensors are not fed by polling; the sensor platform adds them.
 """
@@ -21,9 +21,11 @@ from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.util import dt as dt_util
 
 from .entity import pbx_device_info
-from .pbx.models import CallDisposition, CallRecord
+from .pbx.history import CallHistory, RecentCall
+from .pbx.models import CallDirection, CallDisposition, CallRecord
 
 if TYPE_CHECKING:
+    from .caller_names import CallerNames
     from .coordinator import SmartPbxData
 
 
@@ -34,6 +36,20 @@ def is_missed(record: CallRecord) -> bool:
     unknown) for calls nobody picked up; only ANSWERED calls were taken.
     """
     return record.disposition is not CallDisposition.ANSWERED
+
+
+@dataclass(frozen=True, slots=True)
+class CallNames:
+    """The names of a CDR's two parties (None: unknown)."""
+
+    src: str | None
+    dst: str | None
+
+    @classmethod
+    def of(cls, record: CallRecord, caller_names: CallerNames) -> CallNames:
+        # The destination of an outbound call was dialled: it may carry the outside-line prefix.
+        dialled = record.direction_kind is CallDirection.OUTBOUND
+        return cls(caller_names.name(record.src), caller_names.name(record.dst, dialled=dialled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +64,14 @@ class LastCall:
     attributes: dict[str, Any]
 
     @classmethod
-    def from_record(cls, record: CallRecord, received: datetime) -> LastCall:
+    def from_record(cls, record: CallRecord, received: datetime, names: CallNames) -> LastCall:
         return cls(
             received=received,
             attributes={
                 "src": record.src,
+                "src_name": names.src,
                 "dst": record.dst,
+                "dst_name": names.dst,
                 "disposition": record.disposition.value,
                 "billsec": record.billsec,
                 "direction": record.direction,
@@ -63,16 +81,19 @@ class LastCall:
 
 
 class CallLog:
-    """Today's call and missed-call counts and the last call, fed by CDR events.
+    """Today's call and missed-call counts, the last call and the recent calls, fed by CDRs.
 
     Counts belong to the local day: they reset at local midnight. The sensors restore
-    them after a restart, but only on the day they were saved.
+    them after a restart, but only on the day they were saved. The recent calls (the
+    last MAX_RECENT_CALLS) are restored whatever day they were saved.
     """
 
     COUNTERS = ("calls_today", "missed_calls_today")
 
-    def __init__(self, hass: HomeAssistant) -> None:
+    def __init__(self, hass: HomeAssistant, caller_names: CallerNames) -> None:
         self._hass = hass
+        self._caller_names = caller_names
+        self.history = CallHistory()
         self.day: date = dt_util.now().date()
         self.counts: dict[str, int] = dict.fromkeys(self.COUNTERS, 0)
         self.last_call: LastCall | None = None
@@ -95,7 +116,12 @@ class CallLog:
         self.counts["calls_today"] += 1
         if is_missed(record):
             self.counts["missed_calls_today"] += 1
-        self.last_call = LastCall.from_record(record, dt_util.utcnow())
+        received = dt_util.utcnow()
+        names = CallNames.of(record, self._caller_names)
+        self.last_call = LastCall.from_record(record, received, names)
+        self.history.add(
+            RecentCall.from_call_record(record, received, src_name=names.src, dst_name=names.dst)
+        )
         self._notify()
 
     @callback
@@ -115,6 +141,15 @@ class CallLog:
         if self.last_call is None:
             self.last_call = last_call
             self._notify()
+
+    @callback
+    def async_restore_history(self, saved: CallHistory) -> None:
+        """Add the calls saved before a restart behind those received since start-up."""
+        if "history" in self._restored:
+            return
+        self._restored.add("history")
+        self.history = CallHistory([*self.history, *saved])
+        self._notify()
 
     @callback
     def _async_midnight(self, now: datetime) -> None:
@@ -175,6 +210,20 @@ class StoredLastCall(ExtraStoredData):
         return LastCall(received=received, attributes=attributes)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRecentCalls(ExtraStoredData):
+    """The recent calls as saved across restarts (what the attribute shows: no DTMF)."""
+
+    history: CallHistory
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"calls": self.history.as_list()}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> CallHistory:
+        return CallHistory.from_list(stored.get("calls"))
+
+
 # --- the sensors that show it (sensor platform) ---------------------------------------
 
 
@@ -196,6 +245,8 @@ LAST_CALL = SensorEntityDescription(
     translation_key="last_call",
     device_class=SensorDeviceClass.TIMESTAMP,
 )
+
+RECENT_CALLS = SensorEntityDescription(key="recent_calls", translation_key="recent_calls")
 
 
 class CallLogSensor(SensorEntity, RestoreEntity):
@@ -260,3 +311,25 @@ class LastCallSensor(CallLogSensor):
     def _restore(self, stored: dict[str, Any]) -> None:
         if (saved := StoredLastCall.from_dict(stored)) is not None:
             self.call_log.async_restore_last_call(saved)
+
+
+class RecentCallsSensor(CallLogSensor):
+    """How many recent calls are kept; the calls themselves, newest first, as an attribute."""
+
+    # The list changes with every call and the recorder would store all of it each time.
+    _unrecorded_attributes = frozenset({"calls"})
+
+    @property
+    def native_value(self) -> int:
+        return len(self.call_log.history)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        return {"calls": self.call_log.history.as_list()}
+
+    @property
+    def extra_restore_state_data(self) -> StoredRecentCalls:
+        return StoredRecentCalls(self.call_log.history)
+
+    def _restore(self, stored: dict[str, Any]) -> None:
+        self.call_log.async_restore_history(StoredRecentCalls.from_dict(stored))

@@ -1,7 +1,8 @@
 """Config flow of the Smart PBX integration.
 
 Nothing is saved until the PBX itself has answered ``deviceInfo``: its serial number is
-the config entry's unique id, its device name the entry's title.
+the config entry's unique id, its device name the entry's title. The options hold the
+phonebook (caller_names.py), saved only once it reads without an error.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from collections.abc import Awaitable, Mapping
 import re
 from typing import Any, Final
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -25,6 +32,14 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 import voluptuous as vol
 
+from .caller_names import (
+    CONF_PHONEBOOK,
+    CONF_PHONEBOOK_FILE,
+    PLAN_FIELDS,
+    PhonebookInputError,
+    async_read_phonebook,
+    plan_options,
+)
 from .const import (
     CONF_TLS,
     CONF_TOKEN,
@@ -44,6 +59,7 @@ from .pbx.errors import (
     PbxTimeoutError,
 )
 from .pbx.models import DeviceInfo
+from .pbx.phonebook import DialPlan
 from .pbx.validation import validate_token
 from .probe import async_check_broker, async_probe_pbx
 
@@ -81,6 +97,16 @@ _DIRECT_SCHEMA: Final[Any] = vol.Schema(
         **_CREDENTIALS_SCHEMA.schema,
         vol.Required(CONF_TLS, default=False): BooleanSelector(),
         vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
+    }
+)
+
+# Optional fields: an emptied text field is left out of the input, and "" is a valid
+# trunk prefix (Italy, Spain...). Suggested values, not defaults, so it can be emptied.
+_PHONEBOOK_SCHEMA: Final[Any] = vol.Schema(
+    {
+        vol.Optional(CONF_PHONEBOOK): TextSelector(TextSelectorConfig(multiline=True)),
+        vol.Optional(CONF_PHONEBOOK_FILE): TextSelector(),
+        **{vol.Optional(key): TextSelector() for key in PLAN_FIELDS},
     }
 )
 
@@ -140,6 +166,11 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         """Transport settings chosen so far (everything but the token)."""
         self._discovered_token: str | None = None
         self._discovered_info: DeviceInfo | None = None
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> SmartPbxOptionsFlow:
+        return SmartPbxOptionsFlow()
 
     def is_matching(self, other_flow: SmartPbxConfigFlow) -> bool:
         """Another discovery flow for the same token: the PBX publishes often."""
@@ -322,4 +353,41 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(_CREDENTIALS_SCHEMA, suggested),
             description_placeholders={"host": entry.data[CONF_HOST]},
             errors=errors,
+        )
+
+
+class SmartPbxOptionsFlow(OptionsFlowWithReload):
+    """The phonebook; the entry reloads when it changes (which reads the file again).
+
+    Bad input shows the form again with what was typed and the line at fault; the saved
+    options stay as they were until the input reads without an error.
+    """
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        placeholders = {"line": "", "content": "", "other_line": ""}
+        if user_input is not None:
+            options = {
+                key: str(user_input.get(key, "")).strip()
+                for key in (CONF_PHONEBOOK_FILE, *PLAN_FIELDS)
+            }
+            options[CONF_PHONEBOOK] = user_input.get(CONF_PHONEBOOK, "")
+            try:
+                plan = (await async_read_phonebook(self.hass, options)).plan
+            except PhonebookInputError as err:
+                errors[err.field] = err.key
+                placeholders.update(err.placeholders)
+            else:
+                # The plan as understood ("+49" is saved as "49").
+                options.update(plan_options(plan))
+                return self.async_create_entry(data=options)
+        suggested = user_input or {
+            **plan_options(DialPlan.suggested(self.hass.config.country)),
+            **self.config_entry.options,
+        }
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(_PHONEBOOK_SCHEMA, suggested),
+            errors=errors,
+            description_placeholders={**placeholders, "config_dir": self.hass.config.config_dir},
         )

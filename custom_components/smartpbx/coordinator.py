@@ -63,6 +63,7 @@ from .translated_errors import pbx_error_translation
 
 if TYPE_CHECKING:
     from .call_log import CallLog
+    from .caller_names import CallerNames
 
 type SmartPbxConfigEntry = ConfigEntry[SmartPbxData]
 
@@ -423,6 +424,8 @@ class SmartPbxData:
     conferences: SmartPbxConferenceCoordinator
     live_calls: SmartPbxLiveCallCoordinator
     call_log: CallLog
+    caller_names: CallerNames
+    """Names for numbers: the PBX's extensions, then the phonebook in the options."""
     pbx_device_id: str
     """Device registry id of the PBX, the via_device of every other device."""
     connected: bool

@@ -1,8 +1,9 @@
 """Diagnostics: what a bug report needs, without the credentials or conference PINs.
 
 Redacted: the PBX token (anyone who knows it can command the PBX), the broker username
-and password, and every PIN or password field in the raw replies (``conf_list`` carries
-``participantpassword`` / ``moderatorpassword``). The PBX's serial number stays: it is
+and password, every PIN or password field in the raw replies (``conf_list`` carries
+``participantpassword`` / ``moderatorpassword``), and the phonebook (people's names and
+numbers: only how many numbers it names is shown). The PBX's serial number stays: it is
 printed on the device, names every device and entity, and is what support asks for.
 """
 
@@ -14,10 +15,12 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
+from .caller_names import CONF_PHONEBOOK, CONF_PHONEBOOK_FILE
 from .const import CONF_TOKEN, CONF_TRANSPORT
 from .coordinator import SmartPbxConfigEntry
 
 TO_REDACT_CONFIG = {CONF_TOKEN, CONF_USERNAME, CONF_PASSWORD}
+TO_REDACT_OPTIONS = {CONF_PHONEBOOK, CONF_PHONEBOOK_FILE}
 TO_REDACT_REPLIES = {
     "participantpassword",
     "moderatorpassword",
@@ -40,7 +43,9 @@ async def async_get_config_entry_diagnostics(
         "entry": {
             "title": entry.title,
             "data": async_redact_data(entry.data, TO_REDACT_CONFIG),
+            "options": async_redact_data(entry.options, TO_REDACT_OPTIONS),
         },
+        "phonebook": {"numbers": len(data.caller_names.phonebook)},
         "connection": {
             "transport": entry.data.get(CONF_TRANSPORT),
             "connected": data.connected,

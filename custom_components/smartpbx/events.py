@@ -29,9 +29,9 @@ from .const import (
     EVENT_UNKNOWN,
 )
 from .coordinator import SmartPbxConfigEntry
-from .entity import display_name
 from .identifiers import extension_identifier
 from .pbx.models import (
+    CallDirection,
     CallRecord,
     ExtensionStatusEvent,
     InviteEvent,
@@ -83,10 +83,8 @@ class _EventRelay:
                 return device.id
         return None
 
-    def _name(self, number: str) -> str | None:
-        system = self._entry.runtime_data.system.data
-        extension = system.extensions.get(number)
-        return None if extension is None else display_name(extension)
+    def _name(self, number: str, *, dialled: bool = False) -> str | None:
+        return self._entry.runtime_data.caller_names.name(number, dialled=dialled)
 
     def _base(self, *numbers: str) -> dict[str, Any]:
         return {
@@ -142,7 +140,9 @@ class _EventRelay:
                     "src_name": self._name(event.src),
                     "src_channel": event.src_channel,
                     "dst": event.dst,
-                    "dst_name": self._name(event.dst),
+                    "dst_name": self._name(
+                        event.dst, dialled=event.direction_kind is CallDirection.OUTBOUND
+                    ),
                     "dst_channel": event.dst_channel,
                     "start": _iso(event.start),
                     "end": _iso(event.end),

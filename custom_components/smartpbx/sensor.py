@@ -19,7 +19,14 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .call_log import CALL_COUNTERS, LAST_CALL, CallCounterSensor, LastCallSensor
+from .call_log import (
+    CALL_COUNTERS,
+    LAST_CALL,
+    RECENT_CALLS,
+    CallCounterSensor,
+    LastCallSensor,
+    RecentCallsSensor,
+)
 from .const import BOOT_TIME_TOLERANCE, MAX_CALLS_IN_ATTRIBUTES
 from .coordinator import (
     ConferenceData,
@@ -37,9 +44,9 @@ from .entity import (
     SubjectEntity,
     TrunkEntity,
     async_add_subject_entities,
-    display_name,
 )
 from .pbx.models import (
+    CallDirection,
     Extension,
     ExtensionState,
     LiveCall,
@@ -67,10 +74,13 @@ class PbxSensorEntityDescription(SensorEntityDescription):
     """Also update on every extension status event (the value counts extensions)."""
 
 
-def _call_attributes(call: LiveCall) -> dict[str, Any]:
+def _call_attributes(call: LiveCall, data: SmartPbxData) -> dict[str, Any]:
+    dialled = call.direction_kind is CallDirection.OUTBOUND
     return {
         "caller": call.caller,
+        "caller_name": data.caller_names.name(call.caller),
         "called": call.called,
+        "called_name": data.caller_names.name(call.called, dialled=dialled),
         "state": call.state,
         "duration": int(call.duration.total_seconds()) if call.duration is not None else None,
         "direction": call.direction,
@@ -86,7 +96,8 @@ PBX_SENSORS: tuple[PbxSensorEntityDescription, ...] = (
         value_fn=lambda data: len(data.live_calls.data),
         attr_fn=lambda data: {
             "calls": [
-                _call_attributes(call) for call in data.live_calls.data[:MAX_CALLS_IN_ATTRIBUTES]
+                _call_attributes(call, data)
+                for call in data.live_calls.data[:MAX_CALLS_IN_ATTRIBUTES]
             ]
         },
     ),
@@ -214,9 +225,7 @@ def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
 
 
 def _current_peer_attributes(extension: Extension, data: SmartPbxData) -> dict[str, Any]:
-    peer = _current_peer(extension, data)
-    known = data.system.data.extensions.get(peer) if peer is not None else None
-    return {"peer_name": display_name(known) if known is not None else None}
+    return {"peer_name": data.caller_names.name(_current_peer(extension, data))}
 
 
 # Home Assistant reserves "unavailable" and "unknown" for the entity itself: a phone the
@@ -400,6 +409,7 @@ async def async_setup_entry(
             LastBootSensor(data),
             *(CallCounterSensor(data, description) for description in CALL_COUNTERS),
             LastCallSensor(data, LAST_CALL),
+            RecentCallsSensor(data, RECENT_CALLS),
         ]
     )
 

@@ -63,6 +63,7 @@ ATTR_TIMES = "times"
 ATTR_DAYS = "days"
 ATTR_SUB_TOPIC = "sub_topic"
 ATTR_PAYLOAD = "payload"
+ATTR_NUMBER = "number"
 
 # What a user picks in the UI, mapped to what the PBX stores.
 PERMISSIONS: dict[str, Permission] = {
@@ -182,6 +183,9 @@ SET_WAKEUP_CALL_SCHEMA = vol.Schema(
 GET_LIVE_CALLS_SCHEMA = vol.Schema(_ENTRY)
 GET_QUEUE_STATUS_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_QUEUE): _NUMBER})
 GET_CONFERENCE_STATUS_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_CONFERENCE): _NUMBER})
+LOOKUP_NUMBER_SCHEMA = vol.Schema(
+    {**_ENTRY, vol.Required(ATTR_NUMBER): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=64))}
+)
 SEND_COMMAND_SCHEMA = vol.Schema(
     {
         **_ENTRY,
@@ -388,6 +392,11 @@ async def _get_conference_status(runtime: SmartPbxData, data: dict[str, Any]) ->
     return response
 
 
+async def _lookup_number(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    found = runtime.caller_names.lookup(data[ATTR_NUMBER])
+    return {"name": found.name, "source": found.source.value}
+
+
 async def _send_command(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     payload: dict[str, Any] = data[ATTR_PAYLOAD]
     reply = await async_pbx_call(
@@ -449,6 +458,7 @@ ACTIONS: dict[str, _Action] = {
     "get_conference_status": _Action(
         GET_CONFERENCE_STATUS_SCHEMA, _get_conference_status, SupportsResponse.ONLY
     ),
+    "lookup_number": _Action(LOOKUP_NUMBER_SCHEMA, _lookup_number, SupportsResponse.ONLY),
     "send_command": _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
 }
 
