@@ -20,7 +20,7 @@ from .common import BenchResult
 from .profiling import profiled
 from .simhost import SimHost
 
-_NAMES = ("commands", "events", "scale", "idle")
+_NAMES = ("commands", "events", "events-diy", "scale", "idle")
 
 
 async def _run(args: argparse.Namespace) -> BenchResult:
@@ -40,6 +40,11 @@ async def _run(args: argparse.Namespace) -> BenchResult:
 
             def runner() -> Awaitable[BenchResult]:
                 return bench_events.run(args.host, args.port, args.quick, sim, args.profile)
+        elif args.name == "events-diy":
+            from . import bench_events_diy
+
+            def runner() -> Awaitable[BenchResult]:
+                return bench_events_diy.run(args.host, args.port, args.quick, sim, args.profile)
         elif args.name == "scale":
             from . import bench_scale
 

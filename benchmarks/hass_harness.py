@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 import contextlib
 import logging
+from pathlib import Path
 import tempfile
 import time
 from types import MappingProxyType
@@ -25,20 +26,19 @@ from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
 
 from custom_components.smartpbx.const import (
-    CONF_COMMAND_TIMEOUT,
-    CONF_POLL_INTERVAL,
     CONF_TLS,
     CONF_TOKEN,
     CONF_TRANSPORT,
     CONF_VERIFY_SSL,
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
     DOMAIN,
     TRANSPORT_DIRECT,
+    TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.coordinator import SmartPbxData
+from tests.broker import free_port
 from tests.soak import headless_hass
 
 
@@ -69,7 +69,7 @@ def direct_entry(
     *,
     options: dict[str, Any] | None = None,
 ) -> ConfigEntry:
-    """A direct-transport entry, as the config flow stores it."""
+    """A direct-transport entry, as the config flow stores it (default options)."""
     return ConfigEntry(
         domain=DOMAIN,
         title=f"Smart PBX {serial}",
@@ -83,12 +83,7 @@ def direct_entry(
             CONF_VERIFY_SSL: True,
             CONF_TOKEN: token,
         },
-        # The defaults the options flow offers, unless a benchmark says otherwise.
-        options={
-            CONF_POLL_INTERVAL: DEFAULT_POLL_INTERVAL,
-            CONF_COMMAND_TIMEOUT: DEFAULT_COMMAND_TIMEOUT,
-            **(options or {}),
-        },
+        options=options or {},
         source=config_entries.SOURCE_USER,
         unique_id=serial,
         version=1,
@@ -96,6 +91,53 @@ def direct_entry(
         discovery_keys=MappingProxyType({}),
         subentries_data=None,
     )
+
+
+def ha_mqtt_entry(token: str, serial: str) -> ConfigEntry:
+    """An entry over Home Assistant's MQTT integration, as the config flow stores it."""
+    return ConfigEntry(
+        domain=DOMAIN,
+        title=f"Smart PBX {serial}",
+        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: token},
+        options={},
+        source=config_entries.SOURCE_USER,
+        unique_id=serial,
+        version=1,
+        minor_version=1,
+        discovery_keys=MappingProxyType({}),
+        subentries_data=None,
+    )
+
+
+async def add_ha_mqtt(
+    hass: HomeAssistant, host: str, port: int, configuration_yaml: str | None = None
+) -> None:
+    """Set up Home Assistant's MQTT integration on the benchmark broker.
+
+    ``configuration_yaml`` (e.g. MQTT sensors) is written to the config dir first: the
+    MQTT entry reads its YAML items from there when it is set up. MQTT discovery is off:
+    with it, every event payload on the integration's manifest topics of a PBX without
+    an entry would start a discovery flow, which no side of a benchmark should pay for.
+    """
+    # The MQTT entry reads configuration.yaml when it is set up: it must exist.
+    Path(hass.config.path("configuration.yaml")).write_text(configuration_yaml or "")
+    # MQTT depends on http (its file upload view); the server is never started here.
+    http_config = {"http": {"server_host": ["127.0.0.1"], "server_port": free_port()}}
+    if not await async_setup_component(hass, "http", http_config):
+        raise RuntimeError("http did not set up")
+    entry = ConfigEntry(
+        domain="mqtt",
+        title="MQTT",
+        data={"broker": host, "port": port, "protocol": "5"},
+        options={"discovery": False},
+        source=config_entries.SOURCE_USER,
+        unique_id=None,
+        version=2,
+        minor_version=1,
+        discovery_keys=MappingProxyType({}),
+        subentries_data=None,
+    )
+    await add_entry(hass, entry)
 
 
 async def add_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:

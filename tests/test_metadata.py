@@ -16,6 +16,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from packaging.requirements import Requirement
 import pytest
 import yaml
 
@@ -104,16 +105,22 @@ def test_manifest_is_complete_and_ordered_as_hassfest_wants() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", MANIFEST["version"])
 
 
-def test_manifest_requirements_match_what_the_tests_install() -> None:
-    pinned = {
-        line.split("==")[0].strip(): line.strip()
-        for line in (ROOT / "requirements_test.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    }
-    for requirement in MANIFEST["requirements"]:
-        name = requirement.split("==")[0]
-        assert "==" in requirement, f"{requirement} is not pinned"
-        assert pinned.get(name) == requirement, f"{requirement} differs from requirements_test"
+def test_manifest_requirements_admit_what_the_tests_install() -> None:
+    """A compatible range, not a pin (a pin collides with any other integration pinning
+    the same library differently), that both test environments' pins lie in."""
+    for requirements_file in ("requirements_test.txt", "requirements_test_min.txt"):
+        pinned = {
+            (parsed := Requirement(line)).name: str(parsed.specifier).removeprefix("==")
+            for line in (ROOT / requirements_file).read_text().splitlines()
+            if "==" in line and not line.startswith("#")
+        }
+        for declared in map(Requirement, MANIFEST["requirements"]):
+            assert "==" not in str(declared.specifier), f"{declared} is pinned"
+            assert any(spec.operator == "<" for spec in declared.specifier), (
+                f"{declared} has no upper bound"
+            )
+            assert declared.name in pinned, f"{requirements_file} does not install {declared}"
+            assert declared.specifier.contains(pinned[declared.name]), (declared, requirements_file)
 
 
 def test_hacs_minimum_is_the_home_assistant_the_minimum_suite_runs() -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from unittest.mock import MagicMock, patch
+from unittest.mock import MagicMock
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-import paho.mqtt.client as paho
 import pytest
 from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -26,7 +25,6 @@ from custom_components.smartpbx.const import (
     DOMAIN,
     EVENT_CDR,
 )
-from custom_components.smartpbx.pbx import aiomqtt_transport
 from custom_components.smartpbx.pbx.topics import inbound_filter
 
 from .broker import MosquittoBroker
@@ -192,80 +190,3 @@ async def test_home_assistant_mqtt_publish_failure_is_a_connection_error(
     mqtt_client_mock.publish.side_effect = working
     await unload_integration(hass, entry)
     close_ha_mqtt_socket(mqtt_client_mock)
-
-
-async def test_no_writer_is_registered_for_a_socket_that_closed_meanwhile() -> None:
-    """aiomqtt defers registering the writer; a connection lost in between must not be
-    handed to the event loop (it logged "Bad file descriptor" at ERROR level)."""
-    client = aiomqtt_transport._Client("127.0.0.1", 1883, message_handler=lambda *_: None)
-    paho_client, sock = MagicMock(), MagicMock()
-    sock.fileno.return_value = 12345
-    loop = asyncio.get_running_loop()
-
-    async def register_from_another_thread() -> None:
-        # paho asks from aiomqtt's connect thread while connecting.
-        await asyncio.to_thread(client._on_socket_register_write, paho_client, None, sock)
-        await asyncio.sleep(0)
-
-    with patch.object(loop, "add_writer") as add_writer:
-        paho_client.socket.return_value = None  # paho let go of it: closed
-        await register_from_another_thread()
-        add_writer.assert_not_called()
-
-        paho_client.socket.return_value = sock  # still the live socket
-        await register_from_another_thread()
-        add_writer.assert_called_once()
-        assert add_writer.call_args.args[0] == 12345
-        write = add_writer.call_args.args[1]
-
-    # A write that fails ends the session with that error, as aiomqtt's own does.
-    paho_client.loop_write.side_effect = OSError("broken pipe")
-    write()
-    assert isinstance(client._disconnected.exception(), OSError)
-
-
-async def test_writes_on_the_loop_thread_need_no_writer_unless_the_socket_is_full() -> None:
-    """On the loop's thread (every PUBACK and publish once connected) paho's output is
-    written on the loop's next turn; the socket is watched only while its buffer is full,
-    and nothing is written once paho has let go of the socket."""
-    client = aiomqtt_transport._Client("127.0.0.1", 1883, message_handler=lambda *_: None)
-    paho_client, sock = MagicMock(), MagicMock()
-    sock.fileno.return_value = 12345
-    loop = asyncio.get_running_loop()
-    with patch.object(loop, "add_writer") as add_writer:
-        paho_client.socket.return_value = None
-        client._on_socket_register_write(paho_client, None, sock)
-        await asyncio.sleep(0)
-        paho_client.loop_write.assert_not_called()
-
-        paho_client.socket.return_value = sock
-        paho_client.want_write.return_value = False  # all written
-        client._on_socket_register_write(paho_client, None, sock)
-        paho_client.loop_write.assert_not_called()  # not before the loop's next turn
-        await asyncio.sleep(0)
-        paho_client.loop_write.assert_called_once()
-        add_writer.assert_not_called()
-
-        paho_client.want_write.return_value = True  # the send buffer filled up
-        client._on_socket_register_write(paho_client, None, sock)
-        await asyncio.sleep(0)
-        assert paho_client.loop_write.call_count == 2
-        add_writer.assert_called_once()
-        assert add_writer.call_args.args[0] == 12345
-
-
-async def test_messages_are_handed_over_as_paho_reads_them() -> None:
-    """No queue between paho and the dispatcher; a topic that is not UTF-8 (which MQTT
-    forbids, and no filter of ours could match) is dropped instead of raising in paho."""
-    received: list[tuple[str, bytes]] = []
-    client = aiomqtt_transport._Client(
-        "127.0.0.1", 1883, message_handler=lambda topic, payload: received.append((topic, payload))
-    )
-    good = paho.MQTTMessage(topic=b"smartpbx/abc/event")
-    good.payload = b"{}"
-    bad = paho.MQTTMessage(topic=b"smartpbx/\xff/event")
-    bad.payload = b"{}"
-    client._on_message(MagicMock(), None, bad)
-    client._on_message(MagicMock(), None, good)
-    assert received == [("smartpbx/abc/event", b"{}")]
-    assert client._queue.qsize() == 0

@@ -27,9 +27,13 @@ from custom_components.smartpbx.pbx import (
     PbxInvalidArgumentError,
     PbxNotConnectedError,
 )
-from custom_components.smartpbx.pbx.aiomqtt_transport import topic_matches, validate_topic_filter
+from custom_components.smartpbx.pbx.aiomqtt_transport import (
+    MQTT_LOGGER,
+    topic_matches,
+    validate_topic_filter,
+)
 
-from .broker import MosquittoBroker
+from .broker import MosquittoBroker, free_port
 
 TRANSPORT_LOGGER = "custom_components.smartpbx.pbx.aiomqtt_transport"
 
@@ -73,6 +77,15 @@ async def eventually(predicate: Callable[[], bool], limit: float = 5.0) -> None:
     async with asyncio.timeout(limit):
         while not predicate():  # noqa: ASYNC110  # conditions set by MQTT callbacks
             await asyncio.sleep(0.01)
+
+
+async def nothing_left_running(before: set[asyncio.Task[Any]]) -> None:
+    """No task of the transport (or of aiomqtt's, e.g. its keepalive) outlives close().
+
+    aiomqtt cancels its keepalive task when the socket closes without waiting for it,
+    so it may take a turn or two of the loop to finish.
+    """
+    await eventually(lambda: not (asyncio.all_tasks() - before), limit=1.0)
 
 
 # --- topic filters -----------------------------------------------------------------------
@@ -190,6 +203,47 @@ async def test_unsubscribe_one_keeps_the_other(
     assert second.messages == [("a/b", b"x")]
 
 
+async def test_unsubscribe_then_subscribe_again_stays_subscribed(
+    transport: AiomqttTransport,
+) -> None:
+    """The broker must see UNSUBSCRIBE before the new SUBSCRIBE, not after it."""
+    first, second = Inbox(), Inbox()
+    remove = await transport.subscribe("again/t", first)
+    remove()
+    await transport.subscribe("again/t", second)
+    await asyncio.sleep(0.2)  # room for a late UNSUBSCRIBE to reach the broker
+    await transport.publish("again/t", b"still here")
+    assert await second.wait_for(1) == [("again/t", b"still here")]
+    assert first.messages == []
+
+
+async def test_subscribe_while_the_unsubscribe_is_on_its_way(
+    transport: AiomqttTransport,
+) -> None:
+    remove = await transport.subscribe("again/u", Inbox())
+    remove()
+    await asyncio.sleep(0)  # the UNSUBSCRIBE is sent, its UNSUBACK not yet in
+    inbox = Inbox()
+    await transport.subscribe("again/u", inbox)
+    await transport.publish("again/u", b"x")
+    assert await inbox.wait_for(1) == [("again/u", b"x")]
+
+
+async def test_a_burst_arrives_complete_and_in_order(
+    private_broker: MosquittoBroker, transport: AiomqttTransport
+) -> None:
+    """Messages that pile up while the loop is busy are dispatched in arrival order."""
+    inbox = Inbox()
+    await transport.subscribe("burst/t", inbox, qos=1)
+    publisher = make_transport(private_broker)
+    await publisher.connect()
+    for n in range(2000):
+        await publisher.publish("burst/t", str(n).encode(), qos=0)
+    await inbox.wait_for(2000)
+    assert [int(payload) for _, payload in inbox.messages] == list(range(2000))
+    await publisher.close()
+
+
 async def test_callback_errors_are_isolated(
     transport: AiomqttTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -264,12 +318,39 @@ async def test_publish_failure_is_a_connection_error(
         await transport.publish("a/b", b"x")
 
 
-async def test_tcp_nodelay_is_set(transport: AiomqttTransport) -> None:
-    mqtt = transport._client
-    assert mqtt is not None
-    sock = mqtt._client.socket()
-    assert isinstance(sock, socket.socket)
-    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+def _sockets_to(port: int) -> list[socket.socket]:
+    """This process's TCP sockets connected to 127.0.0.1:port (duplicates: close them)."""
+    found = []
+    for fd_path in list(Path("/proc/self/fd").iterdir()):  # a list: fromfd() adds fds
+        try:
+            fd = int(fd_path.name)
+            if not fd_path.readlink().name.startswith("socket:"):
+                continue
+            sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)
+        except (OSError, ValueError):
+            continue
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            peer = None
+        if peer == ("127.0.0.1", port):
+            found.append(sock)
+        else:
+            sock.close()
+    return found
+
+
+async def test_tcp_nodelay_is_set(
+    private_broker: MosquittoBroker, transport: AiomqttTransport
+) -> None:
+    sockets = _sockets_to(private_broker.port)
+    try:
+        # One connection (its descriptor may be open more than once).
+        assert len({sock.getsockname() for sock in sockets}) == 1
+        assert all(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for sock in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 # --- connecting --------------------------------------------------------------------------
@@ -328,16 +409,78 @@ async def test_subscribe_failure_while_connecting(
     await transport.close()
 
 
-async def test_subscribe_cancelled_while_connecting(
+async def test_cancelling_connect_while_it_subscribes(
+    private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = asyncio.all_tasks()
+    transport = make_transport(private_broker)
+    subscribing = asyncio.Event()
+
+    async def never_acknowledged(client: aiomqtt.Client) -> None:
+        subscribing.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(transport, "_subscribe_all", never_acknowledged)
+    connecting = asyncio.create_task(transport.connect())
+    await subscribing.wait()
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    assert not transport.connected
+    await transport.close()
+    await nothing_left_running(before)
+
+
+async def test_close_while_connecting_ends_the_connect(
+    private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = asyncio.all_tasks()
+    transport = make_transport(private_broker)
+    subscribing = asyncio.Event()
+
+    async def never_acknowledged(client: aiomqtt.Client) -> None:
+        subscribing.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(transport, "_subscribe_all", never_acknowledged)
+    connecting = asyncio.create_task(transport.connect())
+    await subscribing.wait()
+    await transport.close()
+    with pytest.raises(PbxConnectionError, match="closed"):
+        async with asyncio.timeout(5):  # it used to wait forever
+            await connecting
+    assert not transport.connected
+    await nothing_left_running(before)
+
+
+async def test_connection_lost_while_subscribing_at_connect(
     private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transport = make_transport(private_broker)
 
-    async def cancelled(client: aiomqtt.Client) -> None:
-        raise asyncio.CancelledError
+    async def broker_goes_away(client: aiomqtt.Client) -> None:
+        private_broker.stop()
+        await asyncio.Event().wait()
 
-    monkeypatch.setattr(transport, "_subscribe_all", cancelled)
-    with pytest.raises(asyncio.CancelledError):
+    monkeypatch.setattr(transport, "_subscribe_all", broker_goes_away)
+    with pytest.raises(PbxConnectionError, match="closed the connection"):
+        await transport.connect()
+    assert not transport.connected
+    await transport.close()
+    with pytest.raises(PbxConnectionError, match="closed"):
+        await transport.connect()
+
+
+async def test_an_unexpected_error_while_connecting_is_raised(
+    private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = make_transport(private_broker)
+
+    async def bug(client: aiomqtt.Client) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(transport, "_subscribe_all", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
         await transport.connect()
     assert not transport.connected
     await transport.close()
@@ -353,8 +496,7 @@ async def test_cancelling_connect_undoes_the_attempt(private_broker: MosquittoBr
         await connecting
     assert not transport.connected
     await transport.close()
-    await asyncio.sleep(0)
-    assert asyncio.all_tasks() - before == set()
+    await nothing_left_running(before)
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -381,6 +523,42 @@ async def test_persistent_session_delivers_what_was_published_while_away(
     await second.connect()
     assert await inbox.wait_for(1) == [("pbx/response", b"while you were away")]
     await second.close()
+
+
+async def test_discard_session_leaves_nothing_on_the_broker(
+    private_broker: MosquittoBroker,
+) -> None:
+    client_id = f"ha-{secrets.token_hex(6)}"
+    old = make_transport(private_broker, client_id=client_id)
+    await old.subscribe("pbx/event", Inbox(), qos=1)
+    await old.connect()
+    await old.close()
+
+    await make_transport(private_broker, client_id=client_id).discard_session()
+
+    publisher = make_transport(private_broker)
+    await publisher.connect()
+    await publisher.publish("pbx/event", b"nobody should get this", qos=1)
+    await publisher.close()
+    # The same id again with a persistent session: nothing was queued for it (a kept
+    # session would deliver the message right after CONNACK, as in the test above).
+    again = make_transport(private_broker, client_id=client_id)
+    inbox = Inbox()
+    await again.subscribe("pbx/event", inbox, qos=1)
+    await again.connect()
+    await again.publish("pbx/event", b"after", qos=1)
+    await inbox.wait_for(1)
+    await asyncio.sleep(0.2)
+    assert inbox.messages == [("pbx/event", b"after")]
+    await again.close()
+
+
+async def test_discard_session_reports_an_unreachable_broker() -> None:
+    transport = AiomqttTransport("127.0.0.1", free_port(), client_id="ha-gone")
+    with pytest.raises(PbxConnectionError):
+        await transport.discard_session(timeout=2)
+    with pytest.raises(PbxInvalidArgumentError, match="timeout"):
+        await transport.discard_session(timeout=0)
 
 
 async def test_clean_session_without_a_stable_id(private_broker: MosquittoBroker) -> None:
@@ -428,7 +606,35 @@ async def test_reconnect_with_backoff_resubscribes_everything(
     assert states == [False, True]
 
 
-async def test_reconnect_refused_credentials_keep_retrying(
+async def test_a_dropped_connection_is_reported_once_without_paho_errors(
+    private_broker: MosquittoBroker,
+    transport: AiomqttTransport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The transport's own warning reports the loss, once; paho's lines (among them an
+    ERROR for a socket the peer resets) stay out of the log unless asked for."""
+    caplog.set_level(logging.DEBUG)
+    private_broker.stop()
+    await eventually(lambda: not transport.connected)
+    private_broker.start()
+    await eventually(lambda: transport.connected)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    lost = [r for r in caplog.records if r.getMessage().startswith("Lost the connection")]
+    assert len(lost) == 1
+    assert lost[0].levelno == logging.WARNING
+    assert not [r for r in caplog.records if r.name == MQTT_LOGGER.name]
+
+    # paho's own lines are one logger level away.
+    MQTT_LOGGER.setLevel(logging.DEBUG)
+    try:
+        private_broker.stop()
+        private_broker.start()
+        await eventually(lambda: any(r.name == MQTT_LOGGER.name for r in caplog.records))
+    finally:
+        MQTT_LOGGER.setLevel(logging.CRITICAL)
+
+
+async def test_refused_credentials_at_a_reconnect_stop_retrying_and_are_reported_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     first = open_broker(users={"pbx": "secret"})
@@ -441,16 +647,58 @@ async def test_reconnect_refused_credentials_keep_retrying(
         reconnect_min=0.05,
         reconnect_max=0.1,
     )
+    refusals: list[PbxAuthError] = []
+    transport.add_auth_failure_listener(refusals.append)
+
+    def broken_listener(error: PbxAuthError) -> None:
+        raise RuntimeError("listener bug")
+
+    remove_broken = transport.add_auth_failure_listener(broken_listener)
     await transport.connect()
+    assert transport.auth_error is None
     first.close()
     changed = open_broker(users={"pbx": "changed"}, port=first.port)
     try:
-        await eventually(lambda: "Cannot reconnect to the MQTT broker" in caplog.text)
+        await eventually(lambda: bool(refusals))
+        assert isinstance(transport.auth_error, PbxAuthError)
+        assert refusals == [transport.auth_error]
         assert not transport.connected
+        assert "Not reconnecting until the credentials are updated" in caplog.text
+        assert "Error in an MQTT auth failure listener" in caplog.text
         assert "secret" not in caplog.text
+        remove_broken()
+
+        # Stopped: with the old password accepted again it does not come back by itself
+        # (it would within reconnect_max if it were still retrying)...
+        changed.close()
+        restored = open_broker(users={"pbx": "secret"}, port=first.port)
+        await asyncio.sleep(0.5)
+        assert not transport.connected
+        assert len(refusals) == 1
+        # ...until its owner, with the credentials fixed, connects it again.
+        await transport.connect()
+        assert transport.connected
+        assert transport.auth_error is None
+        await transport.close()
+        restored.close()
     finally:
         await transport.close()
         changed.close()
+
+
+async def test_refused_credentials_at_the_first_connect_raise() -> None:
+    broker = open_broker(users={"pbx": "secret"})
+    transport = AiomqttTransport(broker.host, broker.port, username="pbx", password="wrong")
+    refusals: list[PbxAuthError] = []
+    transport.add_auth_failure_listener(refusals.append)
+    try:
+        with pytest.raises(PbxAuthError):
+            await transport.connect()
+        assert refusals == []
+        assert not transport.connected
+    finally:
+        await transport.close()
+        broker.close()
 
 
 async def test_resubscribe_failure_after_reconnect_retries(
@@ -476,7 +724,7 @@ async def test_resubscribe_failure_after_reconnect_retries(
     await eventually(lambda: not transport.connected)
     private_broker.start()
     await eventually(lambda: transport.connected)
-    assert "Re-subscribing after reconnect failed" in caplog.text
+    assert "subscribing at the MQTT broker failed: subscribe lost" in caplog.text
     await transport.publish("s/t", b"ok")
     await inbox.wait_for(1)
 
@@ -489,8 +737,7 @@ async def test_close_during_reconnect(private_broker: MosquittoBroker) -> None:
     await eventually(lambda: not transport.connected)
     await asyncio.sleep(0.1)
     await transport.close()
-    await asyncio.sleep(0)
-    assert asyncio.all_tasks() - before == set()
+    await nothing_left_running(before)
 
 
 # --- TLS ---------------------------------------------------------------------------------

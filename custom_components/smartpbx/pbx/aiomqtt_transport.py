@@ -1,5 +1,9 @@
 """A Transport over aiomqtt: a connection of our own to the broker the PBX uses.
 
+Only aiomqtt's public API is used (``async with``-style connect and disconnect,
+``client.messages``, ``subscribe``, ``unsubscribe``, ``publish``, its exceptions), so any
+aiomqtt 2.x from 2.5 on works (manifest: ``aiomqtt>=2.5,<3``).
+
 Connection life cycle
     :meth:`AiomqttTransport.connect` makes the first connection and raises PbxAuthError
     when the broker refuses the credentials, PbxConnectionError when it cannot be reached.
@@ -7,22 +11,41 @@ Connection life cycle
     reconnects with exponential backoff (``reconnect_min`` doubling up to
     ``reconnect_max``, each wait randomised to between half and all of it so that many
     clients do not reconnect in lockstep), re-subscribes every filter and tells the
-    connection listeners. :meth:`AiomqttTransport.close` stops all of it and leaves no
-    task behind.
+    connection listeners. :meth:`AiomqttTransport.close` stops all of it.
+
+Refused credentials
+    If the broker refuses the credentials at a reconnect (CONNACK "bad user name or
+    password" or "not authorised"), retrying cannot help and would hammer the broker: the
+    transport stops, keeps the error in :attr:`AiomqttTransport.auth_error` and tells the
+    auth failure listeners once (:meth:`AiomqttTransport.add_auth_failure_listener`), so
+    that the owner can ask the user for new credentials.
 
 Sessions
     With ``clean_session=False`` the broker keeps our subscriptions and queues QoS 1
-    messages for us while we are briefly away, so a reply or event the PBX publishes
-    during a reconnect is not lost. That needs a client id that stays the same: pass a
-    stable ``client_id`` (e.g. derived from the config entry). Without one a random id is
+    messages for us while we are away, so a reply or event the PBX publishes during a
+    reconnect is not lost. That needs a client id that stays the same: pass a stable
+    ``client_id`` (e.g. derived from the config entry). Without one a random id is
     generated and the session is made clean, because a persistent session under an id
-    nobody will use again stays on the broker, queueing messages, forever.
+    nobody will use again stays on the broker, queueing messages, forever. When a stable
+    id is given up (its owner is removed), :meth:`AiomqttTransport.discard_session`
+    removes its session from the broker.
 
 Dispatch
-    Each incoming message goes, as soon as paho has read it (no queue in between), to
-    every callback whose filter matches its topic (MQTT wildcard rules). The match result
-    per topic is cached (the PBX publishes on a handful of topics), so dispatch is one
-    dictionary lookup; the cache is reset whenever the subscriptions change.
+    Messages are read from ``client.messages`` (and, in a burst, from the queue behind
+    it: see ``_new_client``) from the moment the broker accepts the connection (queued
+    messages of a persistent session arrive before our SUBSCRIBE is acknowledged), in
+    the order they arrived, and each goes to every callback whose filter matches its
+    topic (MQTT wildcard rules). The match result per topic is cached (the PBX publishes on a
+    handful of topics), so dispatch is one dictionary lookup; the cache is reset
+    whenever the subscriptions change.
+
+Logging
+    aiomqtt and paho log through :data:`MQTT_LOGGER`, a child of this module's logger
+    set to CRITICAL: paho reports every dropped socket at ERROR ("failed to receive on
+    socket"), though it is only the start of a reconnect, which this transport reports
+    itself, once and rate-limited, with the cause. Set that logger's level to see
+    paho's own lines (the integration's manifest lists it, so Home Assistant's "Enable
+    debug logging" includes it); at DEBUG they include topics, hence the PBX token.
 
 Nothing here logs the password; topics (which contain the PBX token) are never logged.
 """
@@ -33,6 +56,7 @@ Nothing here logs the password; topics (which contain the PBX token) are never l
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 import contextlib
 from dataclasses import dataclass, field
 import logging
@@ -41,12 +65,9 @@ import random
 import secrets
 import socket
 import ssl
-import threading
-from typing import Any, Final
+from typing import Final
 
 import aiomqtt
-from aiomqtt.types import PahoSocket
-import paho.mqtt.client as paho
 
 from .errors import PbxAuthError, PbxConnectionError, PbxInvalidArgumentError, PbxNotConnectedError
 from .ratelimit import RateLimitedWarnings
@@ -54,95 +75,16 @@ from .transport import ConnectionCallback, MessageCallback, Unsubscribe
 
 _LOGGER = logging.getLogger(__name__)
 
+MQTT_LOGGER: Final = logging.getLogger(f"{__name__}.mqtt")
+"""The logger aiomqtt and paho write to (see Logging above); CRITICAL unless set."""
+MQTT_LOGGER.setLevel(logging.CRITICAL)
 
-class _PahoAtDebug(logging.Filter):
-    """paho's own log lines at debug level; aiomqtt's warnings keep theirs.
-
-    paho reports a dropped socket at ERROR ("failed to receive on socket: [Errno 104]
-    Connection reset by peer"), though it is only the start of a reconnect, which this
-    transport reports once (rate-limited) itself. paho logs through one function,
-    ``_easy_log``; aiomqtt's own lines, on the same logger, are left alone.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.funcName != "_easy_log":
-            return True
-        record.levelno = logging.DEBUG
-        record.levelname = logging.getLevelName(logging.DEBUG)
-        return _PAHO_LOGGER.isEnabledFor(logging.DEBUG)
-
-
-_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
-_PAHO_LOGGER.addFilter(_PahoAtDebug())
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client, dispatching messages as paho reads them, with a safer writer.
-
-    Messages: aiomqtt queues each message paho reads and hands it out through an async
-    iterator, which costs a task and a future per message (about a third of the cost of
-    an event in a burst). paho's ``on_message`` already runs on the event loop (aiomqtt
-    reads the socket from a loop reader callback), so each message goes straight to
-    ``message_handler`` instead, in the order it arrived.
-
-    Writer: paho asks for the socket to be watched for writability whenever it has
-    something to send, e.g. the PUBACK of every QoS 1 message. aiomqtt hands that to the
-    loop with ``call_soon_threadsafe`` and ``add_writer`` each time: a wake-up of the loop
-    and two selector changes per message. Asked on the loop's own thread (always, except
-    while connecting), this writes on the loop's next turn instead, and watches the
-    socket only if its buffer is full.
-
-    aiomqtt's registration also outlives the socket: when the connection drops in between
-    (a publish racing a broker restart) the loop is given a closed file descriptor and
-    logs "Exception in callback add_writer: Bad file descriptor" at ERROR level, or, were
-    the number reused meanwhile, watches another socket. Nothing is written or watched
-    here once paho has let go of the socket; the reader reports the lost connection.
-    """
-
-    def __init__(self, *args: Any, message_handler: MessageCallback, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._message_handler = message_handler
-        self._loop_thread = threading.get_ident()
-
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:  # MQTT requires UTF-8 topics; nothing of ours can match
-            return
-        self._message_handler(topic, message.payload)
-
-    def _on_socket_register_write(
-        self, client: paho.Client, userdata: Any, sock: PahoSocket
-    ) -> None:
-        def write() -> None:
-            try:
-                client.loop_write()
-            except Exception as err:  # a broken connection: end the session with it
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(err)
-
-        def watch() -> None:
-            if client.socket() is sock:
-                self._loop.add_writer(sock.fileno(), write)
-
-        def write_soon() -> None:
-            if client.socket() is not sock:
-                return
-            write()
-            # paho still counts the socket as watched (it is not told otherwise until
-            # everything is written), so it will not ask again: watch it now.
-            if client.want_write():
-                watch()
-
-        if threading.get_ident() == self._loop_thread:
-            self._loop.call_soon(write_soon)
-        else:
-            self._loop.call_soon_threadsafe(watch)
-
+type AuthFailureCallback = Callable[[PbxAuthError], None]
+"""Called once with the error when the broker refuses the credentials at a reconnect."""
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 OPERATION_TIMEOUT: Final = 10.0
-"""Longest wait for a SUBACK, PUBACK or graceful disconnect."""
+"""Longest wait for a SUBACK, UNSUBACK, PUBACK or graceful disconnect."""
 _MATCH_CACHE_SIZE: Final = 1024
 PENDING_PUBLISH_WARNING: Final = 4096
 
@@ -150,6 +92,10 @@ PENDING_PUBLISH_WARNING: Final = 4096
 # name or password) and 5 (not authorised), and the MQTT 5 reason codes paho maps them to
 # (0x86, 0x87), plus 0x8C (bad authentication method).
 _AUTH_REFUSALS: Final = frozenset({4, 5, 0x86, 0x87, 0x8C})
+
+
+class _SubscribeFailed(Exception):
+    """Subscribing on a fresh connection failed (the cause says why)."""
 
 
 def validate_topic_filter(topic_filter: str) -> str:
@@ -253,13 +199,16 @@ class AiomqttTransport:
 
         self._subscriptions: dict[str, list[_Subscription]] = {}
         self._match_cache: dict[str, tuple[MessageCallback, ...]] = {}
+        self._unsubscribing: dict[str, asyncio.Task[None]] = {}
+        """UNSUBSCRIBEs under way, by filter: a new SUBSCRIBE of the filter waits for them."""
         self._connection_listeners: list[ConnectionCallback] = []
+        self._auth_failure_listeners: list[AuthFailureCallback] = []
+        self._auth_error: PbxAuthError | None = None
         self._client: aiomqtt.Client | None = None
-        """The connected (or, during a reconnect, connecting) aiomqtt client."""
+        """The aiomqtt client of the current connection, from CONNACK until it ends."""
         self._tls_context: ssl.SSLContext | None = None
         self._connected = False
         self._runner: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._warnings = RateLimitedWarnings(_LOGGER)
 
@@ -282,13 +231,23 @@ class AiomqttTransport:
         """Whether the broker discards our session when we disconnect."""
         return self._clean_session
 
+    @property
+    def auth_error(self) -> PbxAuthError | None:
+        """Why the transport stopped reconnecting: the broker refused the credentials.
+
+        None while the credentials work (or were never refused after connecting). Cleared
+        by a successful :meth:`connect`.
+        """
+        return self._auth_error
+
     # --- connection ---
     async def connect(self, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         """Connect for the first time; afterwards the transport reconnects by itself.
 
         Raises PbxAuthError if the broker refuses the credentials and PbxConnectionError
         if it cannot be reached (nothing is left running in either case). Calling it again
-        while running does nothing.
+        while running does nothing; after the transport stopped on refused credentials it
+        tries again.
         """
         if self._closed:
             raise PbxConnectionError("the transport is closed")
@@ -296,49 +255,29 @@ class AiomqttTransport:
             return
         if not (math.isfinite(timeout) and timeout > 0):
             raise PbxInvalidArgumentError("timeout", "must be a positive number of seconds")
+        await self._load_tls_context()
+        first_connection: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        runner = asyncio.create_task(self._run(first_connection, timeout), name="smartpbx-mqtt")
+        self._runner = runner
+        try:
+            # Shielded: cancelling connect() cancels the runner below, which undoes the
+            # attempt, instead of the future the runner reports to.
+            await asyncio.shield(first_connection)
+        except BaseException:
+            if self._runner is runner:
+                self._runner = None
+            first_connection.cancel()  # nobody waits for it any more
+            runner.cancel()
+            await asyncio.wait([runner])
+            raise
+        self._auth_error = None
+
+    async def _load_tls_context(self) -> None:
         if self._tls and self._tls_context is None:
             # Loading CA files blocks: keep it off the event loop.
             self._tls_context = await asyncio.get_running_loop().run_in_executor(
                 None, self._build_tls_context
             )
-        client = await self._open(timeout)
-        # As in _reconnect: subscribe() calls from here on reach the broker directly.
-        self._client = client
-        try:
-            await self._subscribe_all(client)
-        except BaseException as err:
-            self._client = None
-            await self._disconnect(client)
-            if isinstance(err, aiomqtt.MqttError):
-                raise PbxConnectionError(f"subscribing at the MQTT broker failed: {err}") from None
-            raise
-        self._runner = asyncio.create_task(self._run(client), name="smartpbx-mqtt")
-        _LOGGER.debug("Connected to the MQTT broker at %s:%d", self._host, self._port)
-        self._set_connected(True)
-
-    def _new_client(self) -> aiomqtt.Client:
-        # A fresh aiomqtt client per connection: a client whose connection dropped keeps
-        # its "connected" state and would report the next attempt as connected before (or
-        # even though the broker refused) the CONNACK. The broker-side session survives
-        # because the client id stays the same.
-        client = _Client(
-            self._host,
-            self._port,
-            username=self._username,
-            password=self._password,
-            identifier=self._client_id,
-            clean_session=self._clean_session,
-            keepalive=self._keepalive,
-            timeout=OPERATION_TIMEOUT,
-            tls_context=self._tls_context,
-            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-            logger=_PAHO_LOGGER,
-            message_handler=self._dispatch,
-        )
-        # aiomqtt warns from 10 unacknowledged publications on; many commands at once are
-        # normal here and SmartPbxClient bounds them (max_pending).
-        client.pending_calls_threshold = PENDING_PUBLISH_WARNING
-        return client
 
     def _build_tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self._tls_ca_file)
@@ -347,25 +286,68 @@ class AiomqttTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def _open(self, timeout: float) -> aiomqtt.Client:
-        """Connect a new client; if cancelled meanwhile, finish and undo the attempt.
+    def _new_client(
+        self, connect_timeout: float, *, clean_session: bool
+    ) -> tuple[aiomqtt.Client, asyncio.Queue[aiomqtt.Message]]:
+        """A fresh aiomqtt client (one per connection: the broker-side session survives
+        because the client id stays the same), and the queue it puts messages in.
+
+        The queue is made through aiomqtt's documented ``queue_type`` argument so that
+        the reader can take, after each step of ``client.messages`` (a task and a future
+        per step), the messages that arrived meanwhile straight from it: in a burst that
+        halves the transport's cost per message.
+        """
+        made: list[asyncio.Queue[aiomqtt.Message]] = []
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                made.append(self)
+
+        client = aiomqtt.Client(
+            self._host,
+            self._port,
+            username=self._username,
+            password=self._password,
+            logger=MQTT_LOGGER,
+            identifier=self._client_id,
+            clean_session=clean_session,
+            keepalive=self._keepalive,
+            timeout=connect_timeout,  # bounds the wait for CONNACK; see _connection
+            tls_context=self._tls_context,
+            # Without it a QoS 1 round trip can stall ~40 ms on Nagle plus delayed ACK.
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            queue_type=Inbox,
+        )
+        # aiomqtt warns from 10 unacknowledged publications on; many commands at once are
+        # normal here and SmartPbxClient bounds them (max_pending).
+        client.pending_calls_threshold = PENDING_PUBLISH_WARNING
+        (inbox,) = made
+        return client, inbox
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, client: aiomqtt.Client) -> AsyncIterator[None]:
+        """``async with client`` that raises our errors and cannot be abandoned half-way.
 
         aiomqtt opens the socket in a worker thread, which cannot be interrupted: an
-        attempt abandoned half-way would come alive after we stopped watching it.
+        attempt cancelled half-way would come alive after we stopped watching it, so a
+        cancelled attempt is finished and then undone.
         """
-        client = self._new_client()
-        attempt = asyncio.ensure_future(self._connect_once(client, timeout))
+        attempt = asyncio.ensure_future(self._enter(client))
         try:
             await asyncio.shield(attempt)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await attempt
-                await self._disconnect(client)
+                await self._exit(client)
             raise
-        return client
+        client.timeout = OPERATION_TIMEOUT
+        try:
+            yield
+        finally:
+            await self._exit(client)
 
-    async def _connect_once(self, client: aiomqtt.Client, timeout: float) -> None:
-        client.timeout = timeout  # bounds the wait for CONNACK
+    async def _enter(self, client: aiomqtt.Client) -> None:
         try:
             await client.__aenter__()
         except aiomqtt.MqttCodeError as err:
@@ -380,94 +362,138 @@ class AiomqttTransport:
             raise PbxConnectionError(
                 f"cannot connect to the MQTT broker at {self._host}:{self._port}: {err}"
             ) from None
-        finally:
-            client.timeout = OPERATION_TIMEOUT
 
-    async def _disconnect(self, client: aiomqtt.Client) -> None:
+    @staticmethod
+    async def _exit(client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
-        # A connection that broke while we were closing it leaves its error on aiomqtt's
-        # "disconnected" future, which nobody reads once we stop iterating messages;
-        # asyncio would log it as "Future exception was never retrieved". It is no news.
-        disconnected = getattr(client, "_disconnected", None)
-        if (
-            isinstance(disconnected, asyncio.Future)
-            and disconnected.done()
-            and not disconnected.cancelled()
-        ):
-            disconnected.exception()
-        # aiomqtt cancels its keepalive task from the socket-close callback but does not
-        # wait for it; wait here so that nothing of ours outlives a disconnect.
-        keepalive_task = getattr(client, "_misc_task", None)
-        if isinstance(keepalive_task, asyncio.Task) and not keepalive_task.done():
-            keepalive_task.cancel()
-            await asyncio.wait([keepalive_task])
 
     async def close(self) -> None:
         """Disconnect and stop every task. The transport cannot be reused."""
         self._closed = True
-        tasks = list(self._background)
-        if self._runner is not None:
-            tasks.append(self._runner)
-        self._runner = None
+        tasks = list(self._unsubscribing.values())
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            tasks.append(runner)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._background.clear()
-        client, self._client = self._client, None
-        if client is not None:
-            await self._disconnect(client)
+        self._unsubscribing.clear()
         self._set_connected(False)
 
-    async def _run(self, client: aiomqtt.Client) -> None:
-        """Read messages; on a lost connection, reconnect until it works or we close."""
-        while True:
-            await self._pump(client)
-            # Disconnected from this moment on, before the dead client is torn down (which
-            # awaits): publish() fails fast and listeners hear of it with no delay.
-            self._set_connected(False)
-            await self._disconnect(client)
-            # (Left set when close() cancels the disconnect: close() then finishes it.)
-            self._client = None
-            client = await self._reconnect()
-            self._set_connected(True)
+    async def discard_session(self, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        """Remove this client id's persistent session from the broker, and close.
 
-    async def _pump(self, client: aiomqtt.Client) -> None:
-        """Wait until the connection ends; messages are dispatched by ``_Client``."""
-        disconnected: asyncio.Future[None] = client._disconnected
-        # asyncio.wait, not await: cancelling us must not cancel aiomqtt's own future,
-        # which its disconnect still waits on.
-        await asyncio.wait((disconnected,))
-        err = disconnected.exception()
-        self._warnings.warning(
-            "lost", "Lost the connection to the MQTT broker: %s", err or "disconnected"
-        )
+        For an owner giving its client id up for good (e.g. a config entry that is
+        removed or switched to another transport): connects once with a clean session
+        under the same client id, which makes the broker drop the stored session (its
+        subscriptions and queued messages) and keep nothing after the disconnect.
+        Raises PbxAuthError or PbxConnectionError like :meth:`connect`; the transport is
+        closed afterwards in every case.
+        """
+        await self.close()
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise PbxInvalidArgumentError("timeout", "must be a positive number of seconds")
+        await self._load_tls_context()
+        client, _ = self._new_client(timeout, clean_session=True)
+        async with self._connection(client):
+            _LOGGER.debug("Discarded the MQTT session of this client id")
 
-    async def _reconnect(self) -> aiomqtt.Client:
+    async def _run(self, first_connection: asyncio.Future[None], timeout: float) -> None:
+        """Connect, read, and on a lost connection reconnect until it works or we stop."""
+        try:
+            await self._reconnect_forever(first_connection, timeout)
+        except Exception as err:  # a bug: connect() raises it, or it is logged
+            if first_connection.done():
+                _LOGGER.exception("The MQTT connection stopped on an unexpected error")
+            else:
+                first_connection.set_exception(err)
+        finally:
+            if not first_connection.done():  # close() while connect() waits
+                first_connection.set_exception(PbxConnectionError("the transport was closed"))
+
+    async def _reconnect_forever(
+        self, first_connection: asyncio.Future[None], timeout: float
+    ) -> None:
         delay = self._reconnect_min
         while True:
+            try:
+                await self._session(first_connection, timeout)
+            except (PbxAuthError, PbxConnectionError) as err:
+                if not first_connection.done():
+                    first_connection.set_exception(err)
+                    return
+                if isinstance(err, PbxAuthError):
+                    self._stop_on_refused_credentials(err)
+                    return
+                _LOGGER.debug("Reconnecting to the MQTT broker failed: %s", err)
+            else:
+                if not first_connection.done():
+                    first_connection.set_exception(
+                        PbxConnectionError("the MQTT broker closed the connection at once")
+                    )
+                    return
+                delay = self._reconnect_min  # it worked: start the backoff over
+            timeout = DEFAULT_CONNECT_TIMEOUT
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._reconnect_max)
-            try:
-                client = await self._open(DEFAULT_CONNECT_TIMEOUT)
-            except PbxAuthError as err:
-                self._warnings.warning("auth", "Cannot reconnect to the MQTT broker: %s", err)
-                continue
-            except PbxConnectionError as err:
-                _LOGGER.debug("Reconnecting to the MQTT broker failed: %s", err)
-                continue
-            # From here on subscribe() talks to the new client itself; filters added
-            # earlier are in the snapshot _subscribe_all takes.
+
+    async def _session(self, first_connection: asyncio.Future[None], timeout: float) -> None:
+        """One connection: returns when it is lost after having worked.
+
+        Raises PbxAuthError or PbxConnectionError when it cannot be made (connecting or
+        subscribing fails).
+        """
+        client, inbox = self._new_client(timeout, clean_session=self._clean_session)
+        async with self._connection(client):
             self._client = client
+            lost: Exception = aiomqtt.MqttError("the message stream ended")
             try:
-                await self._subscribe_all(client)
-            except aiomqtt.MqttError as err:
-                _LOGGER.debug("Re-subscribing after reconnect failed: %s", err)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._go_live(client, first_connection))
+                    async for message in client.messages:
+                        self._dispatch(message.topic.value, message.payload)
+                        while not inbox.empty():
+                            queued = inbox.get_nowait()
+                            self._dispatch(queued.topic.value, queued.payload)
+            except ExceptionGroup as errors:
+                lost = errors.exceptions[0]
+            finally:
+                # Disconnected from this moment on, before the client is torn down (which
+                # awaits): publish() fails fast and listeners hear of it with no delay.
                 self._client = None
-                await self._disconnect(client)
-                continue
+                self._set_connected(False)
+        if isinstance(lost, _SubscribeFailed):
+            raise PbxConnectionError(f"subscribing at the MQTT broker failed: {lost}") from None
+        if not isinstance(lost, aiomqtt.MqttError):
+            raise lost
+        self._warnings.warning(
+            "lost", "Lost the connection to the MQTT broker: %s", lost.__cause__ or lost
+        )
+
+    async def _go_live(
+        self, client: aiomqtt.Client, first_connection: asyncio.Future[None]
+    ) -> None:
+        try:
+            await self._subscribe_all(client)
+        except aiomqtt.MqttError as err:
+            raise _SubscribeFailed(str(err)) from err
+        self._set_connected(True)
+        if first_connection.done():
             _LOGGER.info("Reconnected to the MQTT broker at %s:%d", self._host, self._port)
-            return client
+        else:
+            _LOGGER.debug("Connected to the MQTT broker at %s:%d", self._host, self._port)
+            first_connection.set_result(None)
+
+    def _stop_on_refused_credentials(self, err: PbxAuthError) -> None:
+        self._auth_error = err
+        self._runner = None
+        _LOGGER.warning("Not reconnecting until the credentials are updated: %s", err)
+        for listener in tuple(self._auth_failure_listeners):
+            try:
+                listener(err)
+            except Exception:
+                _LOGGER.exception("Error in an MQTT auth failure listener")
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self._connected:
@@ -481,13 +507,17 @@ class AiomqttTransport:
 
     def add_connection_listener(self, callback: ConnectionCallback) -> Unsubscribe:
         """Register for connect/disconnect notifications. Returns a sync remover."""
-        self._connection_listeners.append(callback)
+        return _add_listener(self._connection_listeners, callback)
 
-        def remove() -> None:
-            if callback in self._connection_listeners:
-                self._connection_listeners.remove(callback)
+    def add_auth_failure_listener(self, callback: AuthFailureCallback) -> Unsubscribe:
+        """Register for "the broker refused the credentials at a reconnect".
 
-        return remove
+        Called once per refusal, after which the transport has stopped reconnecting
+        (see :attr:`auth_error`); it stays usable for :meth:`close`, and :meth:`connect`
+        tries again. A refusal at the first :meth:`connect` raises PbxAuthError instead.
+        Returns a sync remover.
+        """
+        return _add_listener(self._auth_failure_listeners, callback)
 
     # --- publish / subscribe ---
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -519,33 +549,46 @@ class AiomqttTransport:
         needs_broker = not existing or qos > max(sub.qos for sub in existing)
         existing.append(subscription)
         self._match_cache.clear()
-        client = self._client
-        if needs_broker and client is not None:
-            try:
-                await client.subscribe(topic_filter, qos)
-            except aiomqtt.MqttError as err:
-                # The reconnect that follows a failure re-subscribes every filter.
-                _LOGGER.debug("Subscribing failed, will retry on reconnect: %s", err)
+        if needs_broker:
+            unsubscribing = self._unsubscribing.get(topic_filter)
+            if unsubscribing is not None:
+                # The broker must see that UNSUBSCRIBE before this SUBSCRIBE, not after.
+                await asyncio.wait([unsubscribing])
+            client = self._client
+            if client is not None:
+                try:
+                    await client.subscribe(topic_filter, qos)
+                except aiomqtt.MqttError as err:
+                    # The reconnect that follows a failure re-subscribes every filter.
+                    _LOGGER.debug("Subscribing failed, will retry on reconnect: %s", err)
         return lambda: self._remove_subscription(subscription)
 
     def _remove_subscription(self, subscription: _Subscription) -> None:
-        subscriptions = self._subscriptions.get(subscription.topic_filter)
+        topic_filter = subscription.topic_filter
+        subscriptions = self._subscriptions.get(topic_filter)
         if subscriptions is None or subscription not in subscriptions:
             return
         subscriptions.remove(subscription)
         self._match_cache.clear()
         if subscriptions:
             return
-        del self._subscriptions[subscription.topic_filter]
-        client = self._client
-        if client is not None:
-            task = asyncio.get_running_loop().create_task(
-                self._unsubscribe_on_broker(client, subscription.topic_filter)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        del self._subscriptions[topic_filter]
+        if self._client is None or topic_filter in self._unsubscribing:
+            return
+        task = asyncio.get_running_loop().create_task(self._unsubscribe_on_broker(topic_filter))
+        self._unsubscribing[topic_filter] = task
 
-    async def _unsubscribe_on_broker(self, client: aiomqtt.Client, topic_filter: str) -> None:
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._unsubscribing.get(topic_filter) is done:
+                del self._unsubscribing[topic_filter]
+
+        task.add_done_callback(forget)
+
+    async def _unsubscribe_on_broker(self, topic_filter: str) -> None:
+        client = self._client
+        # Subscribed again before this task ran: the broker subscription stays.
+        if client is None or topic_filter in self._subscriptions:
+            return
         try:
             await client.unsubscribe(topic_filter)
         except aiomqtt.MqttError as err:
@@ -581,3 +624,13 @@ class AiomqttTransport:
             for sub in subs
             if _levels_match(sub.levels, topic_levels)
         )
+
+
+def _add_listener[T](listeners: list[T], callback: T) -> Unsubscribe:
+    listeners.append(callback)
+
+    def remove() -> None:
+        if callback in listeners:
+            listeners.remove(callback)
+
+    return remove
