@@ -256,3 +256,27 @@ async def test_options_an_older_version_saved_are_ignored(
             assert coordinator.update_interval == timedelta(seconds=TEST_POLL_INTERVAL)
     finally:
         await unload_integration(hass, entry, runner)
+
+
+async def test_remove_a_device_of_an_entry_that_is_not_loaded(
+    hass: HomeAssistant, device_registry: dr.DeviceRegistry
+) -> None:
+    """Without runtime data nobody knows what the PBX lists: any device but the PBX goes
+    (one the PBX still has comes back at the next setup)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SMALL_PBX.serial,
+        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
+    )
+    entry.add_to_hass(hass)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    pbx = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={pbx_identifier(SMALL_PBX.serial)}
+    )
+    extension = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={extension_identifier(SMALL_PBX.serial, "8001")},
+    )
+
+    assert not await async_remove_config_entry_device(hass, entry, pbx)
+    assert await async_remove_config_entry_device(hass, entry, extension)

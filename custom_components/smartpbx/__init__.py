@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import (
@@ -150,7 +151,13 @@ async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: SmartPbxConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let a user delete a device the PBX no longer has; never the PBX or a present one."""
+    """Let a user delete a device the PBX no longer has; never the PBX or a present one.
+
+    While the entry is not loaded nobody knows what the PBX lists: any device but the
+    PBX may go (one the PBX still lists comes back at the next setup).
+    """
+    if entry.state is not ConfigEntryState.LOADED:
+        return entry.unique_id is None or pbx_identifier(entry.unique_id) not in device.identifiers
     data = entry.runtime_data
     if pbx_identifier(data.serial) in device.identifiers:
         return False
