@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from custom_components.smartpbx import probe
+from custom_components.smartpbx import config_flow, probe
 from custom_components.smartpbx.const import (
     CONF_TLS,
     CONF_TOKEN,
@@ -580,6 +580,44 @@ async def test_discovery_pbx_does_not_answer(hass: HomeAssistant, ha_pbx: Simula
     assert_translated(result)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_response"
+
+
+@pytest.mark.parametrize("pbx_state", ["ignored", "silent"])
+async def test_a_thousand_events_probe_a_pbx_once(
+    hass: HomeAssistant, ha_pbx: SimulatedPbx, pbx_state: str
+) -> None:
+    """Every event is a new discovery payload; a PBX that stays ignored or unconfigured
+    (here: never answers) is asked once, not once per event. After an entry is removed
+    it may be asked again."""
+    if pbx_state == "ignored":
+        ignored = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, source=SOURCE_IGNORE, data={})
+        ignored.add_to_hass(hass)
+    else:
+        ha_pbx.silent = True
+    probes: list[str] = []
+    real_probe = config_flow.async_probe_pbx
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        probes.append(pbx_state)
+        return await real_probe(*args, **kwargs)
+
+    with patch.object(config_flow, "async_probe_pbx", counted):
+        for n in range(1000):
+            topic = f"device/{TOKEN}/api/v1.0/{'cdr' if n % 2 else 'event'}"
+            async_fire_mqtt_message(hass, topic, EVENT_PAYLOAD + b" " * (n % 7))
+            if n < 3:  # the first flows run to their end before the next event
+                await hass.async_block_till_done(wait_background_tasks=True)
+                assert len(probes) == 1
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert len(probes) == 1
+        assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+        other = MockConfigEntry(domain=DOMAIN, unique_id="other", data={})
+        other.add_to_hass(hass)
+        await hass.config_entries.async_remove(other.entry_id)
+        async_fire_mqtt_message(hass, f"device/{TOKEN}/api/v1.0/event", EVENT_PAYLOAD)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert len(probes) == 2
 
 
 # --- reauth ---

@@ -24,6 +24,7 @@ from .const import (
     DEFAULT_PORT,
     DOMAIN,
     MAX_PENDING_COMMANDS,
+    PROBED_TOKENS,
     TRANSPORT_HA_MQTT,
 )
 from .coordinator import (
@@ -144,8 +145,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
-    """Drop the entry's repair issues (and what they remember) with the entry."""
+    """Drop the entry's repair issues (and what they remember) with the entry.
+
+    Discovery may ask about any token again: the removed PBX may publish on.
+    """
     async_delete_issues(hass, entry.entry_id)
+    hass.data.pop(PROBED_TOKENS, None)
 
 
 async def async_remove_config_entry_device(

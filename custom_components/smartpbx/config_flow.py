@@ -33,6 +33,7 @@ from .const import (
     DEFAULT_PORT,
     DOMAIN,
     LOGGER,
+    PROBED_TOKENS,
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
@@ -249,6 +250,12 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         if self.hass.config_entries.flow.async_has_matching_flow(self):
             # Our own translation: HA before 2026.4 has no translation_domain argument.
             return self.async_abort(reason="already_in_progress")
+        # Probed once per token and run: the answer (ignored, set up by hand, silent)
+        # does not change with the next event, and a busy PBX publishes many.
+        probed = self.hass.data.setdefault(PROBED_TOKENS, set())
+        if token in probed:
+            return self.async_abort(reason="already_discovered")
+        probed.add(token)
 
         data = {CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: token}
         info, error = await _async_error_of(async_probe_pbx(self.hass, data))
