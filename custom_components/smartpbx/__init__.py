@@ -36,6 +36,7 @@ from .coordinator import (
     SmartPbxSystemCoordinator,
 )
 from .entity import DeviceSync, device_still_present, pbx_device_info
+from .events import EventIngress
 from .identifiers import pbx_identifier
 from .issues import (
     PbxSilenceWatch,
@@ -43,11 +44,12 @@ from .issues import (
     async_delete_issues,
     async_delete_mqtt_issue,
 )
+from .pbx.aiomqtt_transport import AiomqttTransport
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
 from .pbx.transport import Transport
-from .probe import create_direct_transport
+from .probe import create_direct_transport, direct_client_id
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -73,8 +75,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     on unload and when setup fails half-way (callbacks run last-registered first).
     Options an older version saved (poll interval, command timeout) are ignored.
     """
-    transport = await _async_connect_transport(hass, entry)
+    transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
+    system = SmartPbxSystemCoordinator(hass, entry, client)
+    queues = SmartPbxQueueCoordinator(hass, entry, client)
+    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
+    live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
+    call_log = CallLog(hass)
+    # Listening before connecting: a persistent session's queued messages arrive right
+    # after CONNACK, before anything below runs (see events.py).
+    ingress = await EventIngress.async_load(hass, entry.entry_id)
+    entry.async_on_unload(ingress.async_save)
+    entry.async_on_unload(client.add_event_listener(ingress.async_handle))
+    entry.async_on_unload(ingress.async_add_consumer(_event_handler(system, live_calls, call_log)))
     try:
         await client.start()
     except PbxError as err:
@@ -82,8 +95,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
             translation_domain=DOMAIN, translation_key="pbx_not_connected"
         ) from err
     entry.async_on_unload(client.stop)
+    await _async_connect_transport(entry, transport)
 
-    system = SmartPbxSystemCoordinator(hass, entry, client)
     silence = PbxSilenceWatch(hass, entry)
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
@@ -102,13 +115,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
             translation_placeholders={"expected": entry.unique_id, "actual": serial},
         )
 
-    queues = SmartPbxQueueCoordinator(hass, entry, client)
-    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
-    live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
     for coordinator in (queues, conferences, live_calls):
         await coordinator.async_config_entry_first_refresh()
 
-    call_log = CallLog(hass)
     entry.async_on_unload(call_log.async_start())
 
     pbx_device = dr.async_get(hass).async_get_or_create(
@@ -125,14 +134,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         call_log=call_log,
         pbx_device_id=pbx_device.id,
         connected=client.connected,
+        events=ingress,
     )
 
-    entry.async_on_unload(client.add_event_listener(_event_handler(data)))
     entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
     entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
-    entry.async_on_unload(events.async_setup_events(hass, entry))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # After the entities: what arrived during set-up reaches the bus and them too.
+    entry.async_on_unload(events.async_setup_events(hass, entry))
+    ingress.async_started()
 
     # Also notices devices that vanished while Home Assistant was not running.
     DeviceSync(hass, entry).async_start()
@@ -169,8 +180,9 @@ async def async_remove_config_entry_device(
     return not device_still_present(data, device)
 
 
-async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
-    """Home Assistant's own MQTT connection, or a direct one to the PBX's broker."""
+async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
+    """Home Assistant's own MQTT connection, or a direct one to the PBX's broker (not yet
+    connected: see :func:`_async_connect_transport`)."""
     if entry.data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
         from homeassistant.components import mqtt
 
@@ -185,14 +197,20 @@ async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEnt
         async_delete_mqtt_issue(hass, entry.entry_id)
         return HassMqttTransport(hass)
 
-    host: str = entry.data[CONF_HOST]
-    port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
-    transport = create_direct_transport(
+    return create_direct_transport(
         entry.data,
         # Stable across restarts, so the broker resumes the persistent session and keeps
         # what the PBX published while Home Assistant was away.
-        client_id=f"ha-smartpbx-{entry.entry_id}",
+        client_id=direct_client_id(entry.entry_id),
     )
+
+
+async def _async_connect_transport(entry: SmartPbxConfigEntry, transport: Transport) -> None:
+    """Connect our own broker connection (Home Assistant's needs nothing)."""
+    if not isinstance(transport, AiomqttTransport):
+        return
+    host: str = entry.data[CONF_HOST]
+    port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
     try:
         await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
     except PbxAuthError as err:
@@ -210,7 +228,6 @@ async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEnt
             translation_placeholders={"host": host, "port": str(port)},
         ) from err
     entry.async_on_unload(transport.close)
-    return transport
 
 
 def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
@@ -223,19 +240,27 @@ def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
-    """Route client events to the coordinators and the call log (no polling here)."""
+def _event_handler(
+    system: SmartPbxSystemCoordinator,
+    live_calls: SmartPbxLiveCallCoordinator,
+    call_log: CallLog,
+) -> Callable[[PbxEvent], None]:
+    """Route events to the coordinators' data and the call log (no polling here).
+
+    In place before the broker connection: events arriving before the first poll change
+    nothing the poll does not bring (newer) anyway, those during it win over it.
+    """
 
     @callback
     def handle(event: PbxEvent) -> None:
         if isinstance(event, ExtensionStatusEvent):
-            data.system.async_handle_extension_status(event)
-            data.live_calls.async_schedule_refresh()
+            system.async_handle_extension_status(event)
+            live_calls.async_schedule_refresh()
         elif isinstance(event, InviteEvent):
-            data.live_calls.async_schedule_refresh()
+            live_calls.async_schedule_refresh()
         elif isinstance(event, CallRecord):
-            data.call_log.async_add_record(event)
-            data.live_calls.async_schedule_refresh()
+            call_log.async_add_record(event)
+            live_calls.async_schedule_refresh()
 
     return handle
 

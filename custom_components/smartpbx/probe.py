@@ -57,6 +57,11 @@ def create_transport(hass: HomeAssistant, data: Mapping[str, Any]) -> Transport:
     return create_direct_transport(data)
 
 
+def direct_client_id(entry_id: str) -> str:
+    """The MQTT client id of a direct entry's connection: stable, for its persistent session."""
+    return f"ha-smartpbx-{entry_id}"
+
+
 def create_direct_transport(
     data: Mapping[str, Any], *, client_id: str | None = None
 ) -> AiomqttTransport:
