@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+import threading
+from typing import Any
 from unittest.mock import MagicMock
 
 from awesomeversion import AwesomeVersion
@@ -11,6 +13,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import paho.mqtt.client as paho
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -23,6 +26,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
+from custom_components.smartpbx.probe import direct_client_id
 from smartpbx_sim import PbxConfig
 
 from .broker import MosquittoBroker
@@ -280,3 +284,46 @@ async def test_remove_a_device_of_an_entry_that_is_not_loaded(
 
     assert not await async_remove_config_entry_device(hass, entry, pbx)
     assert await async_remove_config_entry_device(hass, entry, extension)
+
+
+def _broker_has_session(broker: MosquittoBroker, client_id: str) -> bool:
+    """Whether the broker holds a persistent session for ``client_id`` (CONNACK's
+    session-present flag; the look leaves none behind: clean on the way out)."""
+    present: list[bool] = []
+    connected = threading.Event()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+
+    def on_connect(*args: Any) -> None:
+        present.append(bool(args[2].session_present))
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    # Looking made one (or kept the one there): a clean connection takes it away.
+    cleaner = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    cleaner.connect(broker.host, broker.port)
+    cleaner.disconnect()
+    return present[0]
+
+
+async def test_removing_a_direct_entry_removes_its_broker_session(
+    hass: HomeAssistant, real_broker: MosquittoBroker, smartpbx: SmartPbxFactory
+) -> None:
+    entry, _ = await smartpbx()
+    client_id = runtime(entry).transport.client_id  # type: ignore[attr-defined]
+    assert client_id == direct_client_id(entry.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    # Unloading (a restart) keeps the session: it holds what arrives meanwhile.
+    assert await hass.async_add_executor_job(_broker_has_session, real_broker, client_id)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert not await hass.async_add_executor_job(_broker_has_session, real_broker, client_id)

@@ -49,7 +49,7 @@ from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
 from .pbx.transport import Transport
-from .probe import create_direct_transport, direct_client_id
+from .probe import async_discard_direct_session, create_direct_transport, direct_client_id
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -158,10 +158,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
 async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
     """Drop the entry's repair issues (and what they remember) with the entry.
 
-    Discovery may ask about any token again: the removed PBX may publish on.
+    Discovery may ask about any token again: the removed PBX may publish on. A direct
+    entry's persistent session goes from its broker too.
     """
     async_delete_issues(hass, entry.entry_id)
     hass.data.pop(PROBED_TOKENS, None)
+    await async_discard_direct_session(entry.data, entry.entry_id)
 
 
 async def async_remove_config_entry_device(
