@@ -7,6 +7,7 @@ simulator's state machine.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 import contextlib
 import logging
@@ -14,7 +15,13 @@ import os
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_MQTT, SOURCE_USER
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    SOURCE_MQTT,
+    SOURCE_REAUTH,
+    SOURCE_USER,
+    ConfigEntryState,
+)
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -658,6 +665,48 @@ async def test_reauth(
     assert entry.data[CONF_TOKEN] == TOKEN
     await hass.async_block_till_done()
     assert len(mock_setup_entry.mock_calls) == 1  # reloaded
+
+
+@direct
+async def test_credentials_refused_at_a_reconnect_start_reauth_once(
+    hass: HomeAssistant, auth_broker: MosquittoBroker, auth_sim: SimulatorRunner
+) -> None:
+    """The password changes on the broker while the entry runs: one reauth flow, no
+    reconnect storm, and the entry works again once the user gives the new password."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=DEVICE_NAME,
+        data=direct_data(auth_broker, **{CONF_USERNAME: "ha", CONF_PASSWORD: "hunter2"}),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    transport = entry.runtime_data.transport
+
+    auth_broker.stop()
+    auth_broker._users["ha"] = "changed"  # the broker's admin changed the password
+    auth_broker._write_config()
+    auth_broker.start()
+    async with asyncio.timeout(15):
+        while transport.auth_error is None:  # noqa: ASYNC110  # set by the transport task
+            await asyncio.sleep(0.05)
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert not transport.connected
+    await asyncio.sleep(1.5)  # a retrying transport would have tried again by now
+    assert len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) == 1
+    assert transport.auth_error is not None
+    assert not transport.connected
+
+    result = await configure(
+        hass, flows[0]["flow_id"], {CONF_USERNAME: "ha", CONF_PASSWORD: "changed"}
+    )
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.transport.connected
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 @direct

@@ -23,6 +23,7 @@ from .const import (
     CONF_TRANSPORT,
     DEFAULT_PORT,
     DOMAIN,
+    LOGGER,
     MAX_PENDING_COMMANDS,
     PROBED_TOKENS,
     TRANSPORT_HA_MQTT,
@@ -95,7 +96,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
             translation_domain=DOMAIN, translation_key="pbx_not_connected"
         ) from err
     entry.async_on_unload(client.stop)
-    await _async_connect_transport(entry, transport)
+    await _async_connect_transport(hass, entry, transport)
 
     silence = PbxSilenceWatch(hass, entry)
     # The device info answer is the proof the PBX is there: without it nothing else.
@@ -207,8 +208,13 @@ async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntr
     )
 
 
-async def _async_connect_transport(entry: SmartPbxConfigEntry, transport: Transport) -> None:
-    """Connect our own broker connection (Home Assistant's needs nothing)."""
+async def _async_connect_transport(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, transport: Transport
+) -> None:
+    """Connect our own broker connection (Home Assistant's needs nothing).
+
+    Credentials refused at a later reconnect start the reauth flow, once.
+    """
     if not isinstance(transport, AiomqttTransport):
         return
     host: str = entry.data[CONF_HOST]
@@ -230,6 +236,15 @@ async def _async_connect_transport(entry: SmartPbxConfigEntry, transport: Transp
             translation_placeholders={"host": host, "port": str(port)},
         ) from err
     entry.async_on_unload(transport.close)
+
+    @callback
+    def _credentials_refused(err: PbxAuthError) -> None:
+        # The transport stopped reconnecting (retrying cannot help); the user is asked
+        # for new credentials, and the reauth flow's reload connects again.
+        LOGGER.warning("The MQTT broker at %s:%s refused the credentials: %s", host, port, err)
+        entry.async_start_reauth(hass)
+
+    entry.async_on_unload(transport.add_auth_failure_listener(_credentials_refused))
 
 
 def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
