@@ -821,8 +821,11 @@ async def test_reconfigure_direct_to_another_broker(
     result = await configure(hass, result["flow_id"], form)
     assert result["step_id"] == "token"
     assert suggested_values(result) == {CONF_TOKEN: TOKEN}
-    result = await configure(hass, result["flow_id"], {CONF_TOKEN: TOKEN})
+    # The old broker (a name nobody resolves here) is asked to forget the entry's session.
+    with patch.object(config_flow, "async_discard_direct_session") as discard:
+        result = await configure(hass, result["flow_id"], {CONF_TOKEN: TOKEN})
     assert result["reason"] == "reconfigure_successful"
+    discard.assert_awaited_once_with(old, entry.entry_id)
     assert entry.data == old | {CONF_HOST: auth_broker.host}
 
 
