@@ -313,7 +313,10 @@ def _broker_has_session(broker: MosquittoBroker, client_id: str) -> bool:
 
 
 async def test_removing_a_direct_entry_removes_its_broker_session(
-    hass: HomeAssistant, real_broker: MosquittoBroker, smartpbx: SmartPbxFactory
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    real_broker: MosquittoBroker,
+    smartpbx: SmartPbxFactory,
 ) -> None:
     entry, _ = await smartpbx()
     client_id = runtime(entry).transport.client_id  # type: ignore[attr-defined]
@@ -327,3 +330,5 @@ async def test_removing_a_direct_entry_removes_its_broker_session(
     await hass.async_block_till_done()
 
     assert not await hass.async_add_executor_job(_broker_has_session, real_broker, client_id)
+    # And the call records seen (for de-duplication) go with it.
+    assert f"{DOMAIN}.{entry.entry_id}.seen_call_records" not in hass_storage

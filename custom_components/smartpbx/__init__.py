@@ -164,6 +164,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
     """
     async_delete_issues(hass, entry.entry_id)
     hass.data.pop(PROBED_TOKENS, None)
+    await EventIngress.async_remove_saved(hass, entry.entry_id)
     await async_discard_direct_session(entry.data, entry.entry_id)
 
 

@@ -76,9 +76,13 @@ class EventIngress:
         self.redeliveries = 0
         """Redelivered events dropped (for diagnostics and tests)."""
 
+    @staticmethod
+    def _store_of(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+        return Store(hass, 1, f"{DOMAIN}.{entry_id}.seen_call_records")
+
     @classmethod
     async def async_load(cls, hass: HomeAssistant, entry_id: str) -> EventIngress:
-        store: Store[dict[str, Any]] = Store(hass, 1, f"{DOMAIN}.{entry_id}.seen_call_records")
+        store = cls._store_of(hass, entry_id)
         stored = await store.async_load() or {}
         seen = stored.get("call_records")
         return cls(hass, store, [str(item) for item in seen] if isinstance(seen, list) else [])
@@ -110,6 +114,11 @@ class EventIngress:
     def async_started(self) -> None:
         """Set-up is complete: every consumer is in place, forget the start-up events."""
         self._startup = None
+
+    @classmethod
+    async def async_remove_saved(cls, hass: HomeAssistant, entry_id: str) -> None:
+        """Remove what a removed entry saved."""
+        await cls._store_of(hass, entry_id).async_remove()
 
     async def async_save(self) -> None:
         """Save the call records seen now (on unload; otherwise saved with a delay)."""
