@@ -7,6 +7,7 @@ simulator's state machine.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 import contextlib
 import logging
@@ -14,7 +15,13 @@ import os
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_MQTT, SOURCE_USER
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    SOURCE_MQTT,
+    SOURCE_REAUTH,
+    SOURCE_USER,
+    ConfigEntryState,
+)
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -26,7 +33,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from custom_components.smartpbx import probe
+from custom_components.smartpbx import config_flow, probe
 from custom_components.smartpbx.const import (
     CONF_TLS,
     CONF_TOKEN,
@@ -582,6 +589,44 @@ async def test_discovery_pbx_does_not_answer(hass: HomeAssistant, ha_pbx: Simula
     assert result["reason"] == "no_response"
 
 
+@pytest.mark.parametrize("pbx_state", ["ignored", "silent"])
+async def test_a_thousand_events_probe_a_pbx_once(
+    hass: HomeAssistant, ha_pbx: SimulatedPbx, pbx_state: str
+) -> None:
+    """Every event is a new discovery payload; a PBX that stays ignored or unconfigured
+    (here: never answers) is asked once, not once per event. After an entry is removed
+    it may be asked again."""
+    if pbx_state == "ignored":
+        ignored = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, source=SOURCE_IGNORE, data={})
+        ignored.add_to_hass(hass)
+    else:
+        ha_pbx.silent = True
+    probes: list[str] = []
+    real_probe = config_flow.async_probe_pbx
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        probes.append(pbx_state)
+        return await real_probe(*args, **kwargs)
+
+    with patch.object(config_flow, "async_probe_pbx", counted):
+        for n in range(1000):
+            topic = f"device/{TOKEN}/api/v1.0/{'cdr' if n % 2 else 'event'}"
+            async_fire_mqtt_message(hass, topic, EVENT_PAYLOAD + b" " * (n % 7))
+            if n < 3:  # the first flows run to their end before the next event
+                await hass.async_block_till_done(wait_background_tasks=True)
+                assert len(probes) == 1
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert len(probes) == 1
+        assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+        other = MockConfigEntry(domain=DOMAIN, unique_id="other", data={})
+        other.add_to_hass(hass)
+        await hass.config_entries.async_remove(other.entry_id)
+        async_fire_mqtt_message(hass, f"device/{TOKEN}/api/v1.0/event", EVENT_PAYLOAD)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert len(probes) == 2
+
+
 # --- reauth ---
 
 
@@ -620,6 +665,48 @@ async def test_reauth(
     assert entry.data[CONF_TOKEN] == TOKEN
     await hass.async_block_till_done()
     assert len(mock_setup_entry.mock_calls) == 1  # reloaded
+
+
+@direct
+async def test_credentials_refused_at_a_reconnect_start_reauth_once(
+    hass: HomeAssistant, auth_broker: MosquittoBroker, auth_sim: SimulatorRunner
+) -> None:
+    """The password changes on the broker while the entry runs: one reauth flow, no
+    reconnect storm, and the entry works again once the user gives the new password."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=DEVICE_NAME,
+        data=direct_data(auth_broker, **{CONF_USERNAME: "ha", CONF_PASSWORD: "hunter2"}),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    transport = entry.runtime_data.transport
+
+    auth_broker.stop()
+    auth_broker._users["ha"] = "changed"  # the broker's admin changed the password
+    auth_broker._write_config()
+    auth_broker.start()
+    async with asyncio.timeout(15):
+        while transport.auth_error is None:  # noqa: ASYNC110  # set by the transport task
+            await asyncio.sleep(0.05)
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert not transport.connected
+    await asyncio.sleep(1.5)  # a retrying transport would have tried again by now
+    assert len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) == 1
+    assert transport.auth_error is not None
+    assert not transport.connected
+
+    result = await configure(
+        hass, flows[0]["flow_id"], {CONF_USERNAME: "ha", CONF_PASSWORD: "changed"}
+    )
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.transport.connected
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 @direct
@@ -734,8 +821,11 @@ async def test_reconfigure_direct_to_another_broker(
     result = await configure(hass, result["flow_id"], form)
     assert result["step_id"] == "token"
     assert suggested_values(result) == {CONF_TOKEN: TOKEN}
-    result = await configure(hass, result["flow_id"], {CONF_TOKEN: TOKEN})
+    # The old broker (a name nobody resolves here) is asked to forget the entry's session.
+    with patch.object(config_flow, "async_discard_direct_session") as discard:
+        result = await configure(hass, result["flow_id"], {CONF_TOKEN: TOKEN})
     assert result["reason"] == "reconfigure_successful"
+    discard.assert_awaited_once_with(old, entry.entry_id)
     assert entry.data == old | {CONF_HOST: auth_broker.host}
 
 

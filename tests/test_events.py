@@ -268,17 +268,18 @@ async def test_each_pbx_signs_its_own_events(
 async def test_events_fire_synchronously_in_the_client_listener(
     hass: HomeAssistant, pbx: Pbx
 ) -> None:
-    """The bus event exists when the client's listener returns: no task, no reordering."""
+    """The bus event exists when the event ingress's consumer returns: no task, no
+    reordering."""
     entry, _ = pbx
     listeners: list[Callable[[PbxEvent], None]] = []
 
-    def add_event_listener(listener: Callable[[PbxEvent], None]) -> Callable[[], None]:
+    def async_add_consumer(listener: Callable[[PbxEvent], None]) -> Callable[[], None]:
         listeners.append(listener)
         return lambda: listeners.remove(listener)
 
-    client = SimpleNamespace(add_event_listener=add_event_listener)
+    ingress = SimpleNamespace(async_add_consumer=async_add_consumer)
     stand_in = SimpleNamespace(
-        entry_id=entry.entry_id, runtime_data=dataclasses.replace(runtime(entry), client=client)
+        entry_id=entry.entry_id, runtime_data=dataclasses.replace(runtime(entry), events=ingress)
     )
     unsubscribe = async_setup_events(hass, stand_in)  # type: ignore[arg-type]
     events = async_capture_events(hass, EVENT_IVR_DTMF)

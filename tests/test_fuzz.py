@@ -220,6 +220,15 @@ async def test_bad_input_over_the_broker(
         samples.append(payload)
 
     collect()
+    if kind == "event":
+        # What once made this test flaky, every time: a status word nobody knows.
+        samples.append(b'{"event": "extension_status", "extension": "8001", "status": 0}')
+    status_before = {
+        number: state
+        for number in runner.pbx.extensions
+        if (state := hass.states.get(f"sensor.extension_{number}_status")) is not None
+    }
+    assert "8001" in status_before
     caplog.clear()
     for payload in [ONE_MEGABYTE, *samples, b"\xff\xfe\x00", b"[]", b'"text"', b"null"]:
         runner.publish_raw(kind, payload)
@@ -240,7 +249,16 @@ async def test_bad_input_over_the_broker(
     # (The status topic's payload is undocumented: any UTF-8 text is accepted there.)
     assert data.client.stats.malformed_dropped >= (1 if kind == "status" else 4)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert hass.states.get("sensor.extension_8001_status").state == "idle"
+    # A wrongly shaped status event can still be a status event (the parser is tolerant:
+    # an unknown status word reads as unknown): the extensions the samples name may have
+    # changed, within their sensor's options; the others are untouched.
+    for number, before in status_before.items():
+        after = hass.states.get(before.entity_id)
+        assert after is not None
+        if any(number.encode() in sample for sample in samples):
+            assert after.state in {*before.attributes["options"], STATE_UNKNOWN}, after
+        else:
+            assert (after.state, after.attributes) == (before.state, before.attributes), number
     response = await hass.services.async_call(
         DOMAIN, "get_live_calls", {}, blocking=True, return_response=True
     )

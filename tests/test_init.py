@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+import threading
+from typing import Any
 from unittest.mock import MagicMock
 
 from awesomeversion import AwesomeVersion
@@ -11,6 +13,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import paho.mqtt.client as paho
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -23,6 +26,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
+from custom_components.smartpbx.probe import direct_client_id
 from smartpbx_sim import PbxConfig
 
 from .broker import MosquittoBroker
@@ -256,3 +260,75 @@ async def test_options_an_older_version_saved_are_ignored(
             assert coordinator.update_interval == timedelta(seconds=TEST_POLL_INTERVAL)
     finally:
         await unload_integration(hass, entry, runner)
+
+
+async def test_remove_a_device_of_an_entry_that_is_not_loaded(
+    hass: HomeAssistant, device_registry: dr.DeviceRegistry
+) -> None:
+    """Without runtime data nobody knows what the PBX lists: any device but the PBX goes
+    (one the PBX still has comes back at the next setup)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SMALL_PBX.serial,
+        data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: SMALL_PBX.token},
+    )
+    entry.add_to_hass(hass)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    pbx = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={pbx_identifier(SMALL_PBX.serial)}
+    )
+    extension = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={extension_identifier(SMALL_PBX.serial, "8001")},
+    )
+
+    assert not await async_remove_config_entry_device(hass, entry, pbx)
+    assert await async_remove_config_entry_device(hass, entry, extension)
+
+
+def _broker_has_session(broker: MosquittoBroker, client_id: str) -> bool:
+    """Whether the broker holds a persistent session for ``client_id`` (CONNACK's
+    session-present flag; the look leaves none behind: clean on the way out)."""
+    present: list[bool] = []
+    connected = threading.Event()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+
+    def on_connect(*args: Any) -> None:
+        present.append(bool(args[2].session_present))
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    # Looking made one (or kept the one there): a clean connection takes it away.
+    cleaner = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    cleaner.connect(broker.host, broker.port)
+    cleaner.disconnect()
+    return present[0]
+
+
+async def test_removing_a_direct_entry_removes_its_broker_session(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    real_broker: MosquittoBroker,
+    smartpbx: SmartPbxFactory,
+) -> None:
+    entry, _ = await smartpbx()
+    client_id = runtime(entry).transport.client_id  # type: ignore[attr-defined]
+    assert client_id == direct_client_id(entry.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    # Unloading (a restart) keeps the session: it holds what arrives meanwhile.
+    assert await hass.async_add_executor_job(_broker_has_session, real_broker, client_id)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert not await hass.async_add_executor_job(_broker_has_session, real_broker, client_id)
+    # And the call records seen (for de-duplication) go with it.
+    assert f"{DOMAIN}.{entry.entry_id}.seen_call_records" not in hass_storage

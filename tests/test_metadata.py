@@ -217,14 +217,24 @@ def test_no_translation_is_empty(section: str) -> None:
         assert text.strip(), f"{section}.{path} is empty"
 
 
-def test_state_icons_name_states_the_sensors_have() -> None:
-    """An icon for a state the sensor never takes is never shown (e.g. HA's own
-    "unavailable" instead of our "offline")."""
+def test_state_icons_and_translations_name_states_the_sensors_have() -> None:
+    """An icon or a name for a state the sensor never takes is never shown (e.g. HA's own
+    "unavailable" instead of our "offline"), in icons.json and in translations/en.json."""
     from custom_components.smartpbx.sensor import EXTENSION_SENSORS, TRUNK_SENSORS
 
-    for description in (*EXTENSION_SENSORS, *TRUNK_SENSORS):
-        if not description.options:
-            continue
-        icon_states = ICONS["entity"]["sensor"][description.translation_key].get("state", {})
+    with_options = [d for d in (*EXTENSION_SENSORS, *TRUNK_SENSORS) if d.options]
+    assert with_options
+    stated = {
+        key
+        for source in (ICONS, TRANSLATIONS)
+        for key, spec in source["entity"]["sensor"].items()
+        if "state" in spec
+    }
+    assert stated <= {d.translation_key for d in with_options}
+    for description in with_options:
+        key = description.translation_key
+        icon_states = ICONS["entity"]["sensor"][key].get("state", {})
         # "unknown" is Home Assistant's state for a value of None, which these sensors use.
         assert set(icon_states) <= {*description.options, "unknown"}, description.key
+        name_states = TRANSLATIONS["entity"]["sensor"][key].get("state", {})
+        assert set(name_states) == set(description.options), description.key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import (
@@ -23,7 +24,9 @@ from .const import (
     CONF_TRANSPORT,
     DEFAULT_PORT,
     DOMAIN,
+    LOGGER,
     MAX_PENDING_COMMANDS,
+    PROBED_TOKENS,
     TRANSPORT_HA_MQTT,
 )
 from .coordinator import (
@@ -35,6 +38,7 @@ from .coordinator import (
     SmartPbxSystemCoordinator,
 )
 from .entity import DeviceSync, device_still_present, pbx_device_info
+from .events import EventIngress
 from .identifiers import pbx_identifier
 from .issues import (
     PbxSilenceWatch,
@@ -42,11 +46,12 @@ from .issues import (
     async_delete_issues,
     async_delete_mqtt_issue,
 )
+from .pbx.aiomqtt_transport import AiomqttTransport
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
 from .pbx.transport import Transport
-from .probe import create_direct_transport
+from .probe import async_discard_direct_session, create_direct_transport, direct_client_id
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -72,8 +77,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     on unload and when setup fails half-way (callbacks run last-registered first).
     Options an older version saved (poll interval, command timeout) are ignored.
     """
-    transport = await _async_connect_transport(hass, entry)
+    transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
+    system = SmartPbxSystemCoordinator(hass, entry, client)
+    queues = SmartPbxQueueCoordinator(hass, entry, client)
+    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
+    live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
+    caller_names = CallerNames(hass, entry, system)
+    await caller_names.async_load()
+    entry.async_on_unload(caller_names.async_start())
+    call_log = CallLog(hass, caller_names)
+    # Listening before connecting: a persistent session's queued messages arrive right
+    # after CONNACK, before anything below runs (see events.py).
+    ingress = await EventIngress.async_load(hass, entry.entry_id)
+    entry.async_on_unload(ingress.async_save)
+    entry.async_on_unload(client.add_event_listener(ingress.async_handle))
+    entry.async_on_unload(ingress.async_add_consumer(_event_handler(system, live_calls, call_log)))
     try:
         await client.start()
     except PbxError as err:
@@ -81,8 +100,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
             translation_domain=DOMAIN, translation_key="pbx_not_connected"
         ) from err
     entry.async_on_unload(client.stop)
+    await _async_connect_transport(hass, entry, transport)
 
-    system = SmartPbxSystemCoordinator(hass, entry, client)
     silence = PbxSilenceWatch(hass, entry)
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
@@ -101,16 +120,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
             translation_placeholders={"expected": entry.unique_id, "actual": serial},
         )
 
-    queues = SmartPbxQueueCoordinator(hass, entry, client)
-    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
-    live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
     for coordinator in (queues, conferences, live_calls):
         await coordinator.async_config_entry_first_refresh()
 
-    caller_names = CallerNames(hass, entry, system)
-    await caller_names.async_load()
-    entry.async_on_unload(caller_names.async_start())
-    call_log = CallLog(hass, caller_names)
     entry.async_on_unload(call_log.async_start())
 
     pbx_device = dr.async_get(hass).async_get_or_create(
@@ -128,14 +140,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         caller_names=caller_names,
         pbx_device_id=pbx_device.id,
         connected=client.connected,
+        events=ingress,
     )
 
-    entry.async_on_unload(client.add_event_listener(_event_handler(data)))
     entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
     entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
-    entry.async_on_unload(events.async_setup_events(hass, entry))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # After the entities: what arrived during set-up reaches the bus and them too.
+    entry.async_on_unload(events.async_setup_events(hass, entry))
+    ingress.async_started()
 
     # Also notices devices that vanished while Home Assistant was not running.
     DeviceSync(hass, entry).async_start()
@@ -148,22 +162,36 @@ async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
-    """Drop the entry's repair issues (and what they remember) with the entry."""
+    """Drop the entry's repair issues (and what they remember) with the entry.
+
+    Discovery may ask about any token again: the removed PBX may publish on. A direct
+    entry's persistent session goes from its broker too.
+    """
     async_delete_issues(hass, entry.entry_id)
+    hass.data.pop(PROBED_TOKENS, None)
+    await EventIngress.async_remove_saved(hass, entry.entry_id)
+    await async_discard_direct_session(entry.data, entry.entry_id)
 
 
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: SmartPbxConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let a user delete a device the PBX no longer has; never the PBX or a present one."""
+    """Let a user delete a device the PBX no longer has; never the PBX or a present one.
+
+    While the entry is not loaded nobody knows what the PBX lists: any device but the
+    PBX may go (one the PBX still lists comes back at the next setup).
+    """
+    if entry.state is not ConfigEntryState.LOADED:
+        return entry.unique_id is None or pbx_identifier(entry.unique_id) not in device.identifiers
     data = entry.runtime_data
     if pbx_identifier(data.serial) in device.identifiers:
         return False
     return not device_still_present(data, device)
 
 
-async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
-    """Home Assistant's own MQTT connection, or a direct one to the PBX's broker."""
+async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
+    """Home Assistant's own MQTT connection, or a direct one to the PBX's broker (not yet
+    connected: see :func:`_async_connect_transport`)."""
     if entry.data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
         from homeassistant.components import mqtt
 
@@ -178,14 +206,25 @@ async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEnt
         async_delete_mqtt_issue(hass, entry.entry_id)
         return HassMqttTransport(hass)
 
-    host: str = entry.data[CONF_HOST]
-    port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
-    transport = create_direct_transport(
+    return create_direct_transport(
         entry.data,
         # Stable across restarts, so the broker resumes the persistent session and keeps
         # what the PBX published while Home Assistant was away.
-        client_id=f"ha-smartpbx-{entry.entry_id}",
+        client_id=direct_client_id(entry.entry_id),
     )
+
+
+async def _async_connect_transport(
+    hass: HomeAssistant, entry: SmartPbxConfigEntry, transport: Transport
+) -> None:
+    """Connect our own broker connection (Home Assistant's needs nothing).
+
+    Credentials refused at a later reconnect start the reauth flow, once.
+    """
+    if not isinstance(transport, AiomqttTransport):
+        return
+    host: str = entry.data[CONF_HOST]
+    port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
     try:
         await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
     except PbxAuthError as err:
@@ -203,7 +242,15 @@ async def _async_connect_transport(hass: HomeAssistant, entry: SmartPbxConfigEnt
             translation_placeholders={"host": host, "port": str(port)},
         ) from err
     entry.async_on_unload(transport.close)
-    return transport
+
+    @callback
+    def _credentials_refused(err: PbxAuthError) -> None:
+        # The transport stopped reconnecting (retrying cannot help); the user is asked
+        # for new credentials, and the reauth flow's reload connects again.
+        LOGGER.warning("The MQTT broker at %s:%s refused the credentials: %s", host, port, err)
+        entry.async_start_reauth(hass)
+
+    entry.async_on_unload(transport.add_auth_failure_listener(_credentials_refused))
 
 
 def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
@@ -216,19 +263,27 @@ def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
-    """Route client events to the coordinators and the call log (no polling here)."""
+def _event_handler(
+    system: SmartPbxSystemCoordinator,
+    live_calls: SmartPbxLiveCallCoordinator,
+    call_log: CallLog,
+) -> Callable[[PbxEvent], None]:
+    """Route events to the coordinators' data and the call log (no polling here).
+
+    In place before the broker connection: events arriving before the first poll change
+    nothing the poll does not bring (newer) anyway, those during it win over it.
+    """
 
     @callback
     def handle(event: PbxEvent) -> None:
         if isinstance(event, ExtensionStatusEvent):
-            data.system.async_handle_extension_status(event)
-            data.live_calls.async_schedule_refresh()
+            system.async_handle_extension_status(event)
+            live_calls.async_schedule_refresh()
         elif isinstance(event, InviteEvent):
-            data.live_calls.async_schedule_refresh()
+            live_calls.async_schedule_refresh()
         elif isinstance(event, CallRecord):
-            data.call_log.async_add_record(event)
-            data.live_calls.async_schedule_refresh()
+            call_log.async_add_record(event)
+            live_calls.async_schedule_refresh()
 
     return handle
 

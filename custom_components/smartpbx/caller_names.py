@@ -216,9 +216,10 @@ class CallerNames:
 
     def lookup(self, number: str | None, *, dialled: bool = False) -> NameLookup:
         """The name of ``number``: the PBX's extension name, the phonebook, the file."""
-        return self.phonebook.lookup(
-            number, dialled=dialled, extensions=self._system.data.extensions
-        )
+        # Events can arrive before the first poll (a persistent session's queued ones).
+        system = self._system.data
+        extensions = system.extensions if system is not None else None
+        return self.phonebook.lookup(number, dialled=dialled, extensions=extensions)
 
     def name(self, number: str | None, *, dialled: bool = False) -> str | None:
         return self.lookup(number, dialled=dialled).name

@@ -48,6 +48,7 @@ from .const import (
     DEFAULT_PORT,
     DOMAIN,
     LOGGER,
+    PROBED_TOKENS,
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
@@ -61,7 +62,7 @@ from .pbx.errors import (
 from .pbx.models import DeviceInfo
 from .pbx.phonebook import DialPlan
 from .pbx.validation import validate_token
-from .probe import async_check_broker, async_probe_pbx
+from .probe import async_check_broker, async_discard_direct_session, async_probe_pbx
 
 MQTT_DOMAIN: Final = "mqtt"
 
@@ -256,7 +257,14 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             self._abort_if_unique_id_mismatch(
                 description_placeholders={"name": _title(info), "serial": info.serial}
             )
-            return self.async_update_reload_and_abort(self._get_reconfigure_entry(), data=data)
+            entry = self._get_reconfigure_entry()
+            if entry.data[CONF_TRANSPORT] == TRANSPORT_DIRECT:
+                # The old connection's persistent session would stay on its broker,
+                # subscribed and queueing; it goes while the entry is down (the reload
+                # below sets it up again).
+                await self.hass.config_entries.async_unload(entry.entry_id)
+                await async_discard_direct_session(entry.data, entry.entry_id)
+            return self.async_update_reload_and_abort(entry, data=data)
         # A user flow may run beside a discovery flow for the same PBX; whichever
         # finishes first wins and Home Assistant aborts the other.
         await self.async_set_unique_id(info.serial, raise_on_progress=False)
@@ -280,6 +288,12 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         if self.hass.config_entries.flow.async_has_matching_flow(self):
             # Our own translation: HA before 2026.4 has no translation_domain argument.
             return self.async_abort(reason="already_in_progress")
+        # Probed once per token and run: the answer (ignored, set up by hand, silent)
+        # does not change with the next event, and a busy PBX publishes many.
+        probed = self.hass.data.setdefault(PROBED_TOKENS, set())
+        if token in probed:
+            return self.async_abort(reason="already_discovered")
+        probed.add(token)
 
         data = {CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: token}
         info, error = await _async_error_of(async_probe_pbx(self.hass, data))

@@ -6,6 +6,8 @@ from datetime import timedelta
 import logging
 from typing import Final
 
+from homeassistant.util.hass_dict import HassKey
+
 DOMAIN: Final = "smartpbx"
 LOGGER = logging.getLogger(__package__)
 
@@ -60,3 +62,7 @@ ISSUE_MQTT_NOT_AVAILABLE: Final = "mqtt_not_available"
 """Repair issue (one per entry): it uses Home Assistant's MQTT, which is not set up."""
 ISSUE_PBX_NOT_ANSWERING: Final = "pbx_not_answering"
 """Repair issue (one per entry): the PBX has not answered for SILENT_REPAIR_AFTER."""
+
+PROBED_TOKENS: Final[HassKey[set[str]]] = HassKey(f"{DOMAIN}_probed_tokens")
+"""Tokens MQTT discovery has asked a PBX about since start-up (forgotten when an entry
+is removed, so a PBX un-ignored or deleted can be discovered again)."""

@@ -64,6 +64,7 @@ from .translated_errors import pbx_error_translation
 if TYPE_CHECKING:
     from .call_log import CallLog
     from .caller_names import CallerNames
+    from .events import EventIngress
 
 type SmartPbxConfigEntry = ConfigEntry[SmartPbxData]
 
@@ -430,6 +431,8 @@ class SmartPbxData:
     """Device registry id of the PBX, the via_device of every other device."""
     connected: bool
     """What the transport last reported: is the MQTT connection up."""
+    events: EventIngress
+    """Where the PBX's events enter, without redeliveries (add consumers there)."""
     extension_devices: dict[str, HaDeviceInfo] = field(default_factory=dict)
     """One DeviceInfo per extension, shared by its entities (see entity.py)."""
 

@@ -7,17 +7,28 @@ Extension status changes are not bus events: the status sensor's state history a
 logbook carry each of them. Events this integration does not model are fired as
 ``smartpbx_event`` with their payload, so automations can use firmware features before
 we model them.
+
+Every event enters through one :class:`EventIngress`, the only listener on the client:
+it drops redeliveries (pbx/redelivery.py says what counts as one; the call records'
+identities are saved, so one redelivered after a restart is not counted again) and
+hands each event to the integration's consumers. It listens before the broker
+connection is made, so a persistent session's queued messages, delivered right after
+CONNACK, are not missed: consumers that exist from the start (coordinators, call log)
+get them at once; consumers added during set-up (the bus relay, after the platforms)
+get the ones they missed first, in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.storage import Store
 from homeassistant.util.signal_type import SignalType
 
 from .const import (
@@ -27,6 +38,7 @@ from .const import (
     EVENT_INVITE,
     EVENT_IVR_DTMF,
     EVENT_UNKNOWN,
+    LOGGER,
 )
 from .coordinator import SmartPbxConfigEntry
 from .identifiers import extension_identifier
@@ -39,9 +51,81 @@ from .pbx.models import (
     PbxEvent,
     UnknownEvent,
 )
+from .pbx.redelivery import RedeliveryFilter
 
 ATTR_DEVICE_ID = "device_id"
 ATTR_EXTENSION_DEVICE_ID = "extension_device_id"
+
+MAX_STARTUP_EVENTS: Final = 10_000
+"""Events kept for consumers added during set-up (a long outage's queue); oldest go first."""
+_SAVE_DELAY: Final = 10.0
+"""Seconds between saves of the call records seen (and on unload at once)."""
+
+type EventConsumer = Callable[[PbxEvent], None]
+
+
+class EventIngress:
+    """The integration's one listener on the client: no redeliveries, nothing missed."""
+
+    def __init__(self, hass: HomeAssistant, store: Store[dict[str, Any]], seen: list[str]) -> None:
+        self._hass = hass
+        self._store = store
+        self._filter = RedeliveryFilter(seen)
+        self._consumers: list[EventConsumer] = []
+        self._startup: deque[PbxEvent] | None = deque(maxlen=MAX_STARTUP_EVENTS)
+        self.redeliveries = 0
+        """Redelivered events dropped (for diagnostics and tests)."""
+
+    @staticmethod
+    def _store_of(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+        return Store(hass, 1, f"{DOMAIN}.{entry_id}.seen_call_records")
+
+    @classmethod
+    async def async_load(cls, hass: HomeAssistant, entry_id: str) -> EventIngress:
+        store = cls._store_of(hass, entry_id)
+        stored = await store.async_load() or {}
+        seen = stored.get("call_records")
+        return cls(hass, store, [str(item) for item in seen] if isinstance(seen, list) else [])
+
+    @callback
+    def async_handle(self, event: PbxEvent) -> None:
+        """The client's event listener."""
+        if self._filter.is_redelivery(event):
+            self.redeliveries += 1
+            LOGGER.debug("Dropped a redelivered %s", type(event).__name__)
+            return
+        if isinstance(event, CallRecord):
+            self._store.async_delay_save(self._stored, _SAVE_DELAY)
+        if self._startup is not None:
+            self._startup.append(event)
+        for consumer in tuple(self._consumers):
+            consumer(event)
+
+    @callback
+    def async_add_consumer(self, consumer: EventConsumer) -> CALLBACK_TYPE:
+        """Hand ``consumer`` every event from now on, after the ones since start-up
+        (until :meth:`async_started`) it missed."""
+        for event in self._startup or ():
+            consumer(event)
+        self._consumers.append(consumer)
+        return lambda: self._consumers.remove(consumer) if consumer in self._consumers else None
+
+    @callback
+    def async_started(self) -> None:
+        """Set-up is complete: every consumer is in place, forget the start-up events."""
+        self._startup = None
+
+    @classmethod
+    async def async_remove_saved(cls, hass: HomeAssistant, entry_id: str) -> None:
+        """Remove what a removed entry saved."""
+        await cls._store_of(hass, entry_id).async_remove()
+
+    async def async_save(self) -> None:
+        """Save the call records seen now (on unload; otherwise saved with a delay)."""
+        await self._store.async_save(self._stored())
+
+    def _stored(self) -> dict[str, Any]:
+        return {"call_records": self._filter.seen_records()}
 
 
 def pbx_event_signal(
@@ -174,4 +258,4 @@ def _plain(payload: Mapping[str, Any]) -> dict[str, Any]:
 def async_setup_events(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> CALLBACK_TYPE:
     """Relay the entry's PBX events to the bus and its event entities; returns the undo."""
     relay = _EventRelay(hass, entry)
-    return entry.runtime_data.client.add_event_listener(relay.async_handle)
+    return entry.runtime_data.events.async_add_consumer(relay.async_handle)

@@ -21,11 +21,12 @@ from .const import (
     CONF_TRANSPORT,
     CONF_VERIFY_SSL,
     DEFAULT_PORT,
+    LOGGER,
     TRANSPORT_HA_MQTT,
 )
 from .pbx.aiomqtt_transport import AiomqttTransport
 from .pbx.client import SmartPbxClient
-from .pbx.errors import PbxConnectionError, PbxTimeoutError
+from .pbx.errors import PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import DeviceInfo
 from .pbx.validation import validate_token
 
@@ -57,6 +58,11 @@ def create_transport(hass: HomeAssistant, data: Mapping[str, Any]) -> Transport:
     return create_direct_transport(data)
 
 
+def direct_client_id(entry_id: str) -> str:
+    """The MQTT client id of a direct entry's connection: stable, for its persistent session."""
+    return f"ha-smartpbx-{entry_id}"
+
+
 def create_direct_transport(
     data: Mapping[str, Any], *, client_id: str | None = None
 ) -> AiomqttTransport:
@@ -76,6 +82,22 @@ def create_direct_transport(
         tls_insecure=tls and not data.get(CONF_VERIFY_SSL, True),
         client_id=client_id,
     )
+
+
+async def async_discard_direct_session(data: Mapping[str, Any], entry_id: str) -> None:
+    """Remove a direct entry's persistent session from its broker (best effort).
+
+    For an entry that gives its broker connection up (removed, or reconfigured): else
+    the broker keeps the session's subscription forever and queues the PBX's traffic
+    for it. A broker that cannot be reached is only logged: nothing else can be done.
+    """
+    if data.get(CONF_TRANSPORT) == TRANSPORT_HA_MQTT:
+        return
+    transport = create_direct_transport(data, client_id=direct_client_id(entry_id))
+    try:
+        await transport.discard_session(timeout=PROBE_TIMEOUT)
+    except PbxError as err:
+        LOGGER.warning("Could not remove the MQTT session of the removed connection: %s", err)
 
 
 @asynccontextmanager
