@@ -43,7 +43,15 @@ from .issues import (
 )
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
-from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
+from .pbx.models import (
+    CallRecord,
+    CallStatusEvent,
+    DeviceStatusEvent,
+    ExtensionStatusEvent,
+    HangupEvent,
+    InviteEvent,
+    PbxEvent,
+)
 from .pbx.transport import Transport
 from .probe import create_direct_transport
 
@@ -125,9 +133,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         connected=client.connected,
     )
 
-    entry.async_on_unload(client.add_event_listener(_event_handler(data)))
+    entry.async_on_unload(client.add_event_listener(_event_handler(entry, data)))
     entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
     entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
+    entry.async_on_unload(system.async_add_listener(_answer_handler(entry, data)))
     entry.async_on_unload(events.async_setup_events(hass, entry))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -211,12 +220,21 @@ def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _event_handler(data: SmartPbxData) -> Callable[[PbxEvent], None]:
+def _event_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[PbxEvent], None]:
     """Route client events to the coordinators and the call log (no polling here)."""
 
     @callback
     def handle(event: PbxEvent) -> None:
-        if isinstance(event, ExtensionStatusEvent):
+        # The field's events subclass UnknownEvent; none of them is one of the others.
+        if isinstance(event, CallStatusEvent):
+            data.live_calls.async_handle_call_status(event)
+        elif isinstance(event, HangupEvent):
+            data.live_calls.async_handle_hangup(event)
+        elif isinstance(event, DeviceStatusEvent):
+            if event.online is not None and event.online != data.pbx_online:
+                data.pbx_online = event.online
+                _async_health_changed(entry, data, recovered=event.online)
+        elif isinstance(event, ExtensionStatusEvent):
             data.system.async_handle_extension_status(event)
             data.live_calls.async_schedule_refresh()
         elif isinstance(event, InviteEvent):
@@ -241,15 +259,51 @@ def _connection_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Calla
         if connected == data.connected:
             return
         data.connected = connected
-        for coordinator in data.coordinators:
-            coordinator.async_update_listeners()
-            if connected:
-                # What changed during the outage, without waiting for the next poll.
-                entry.async_create_background_task(
-                    coordinator.hass,
-                    coordinator.async_refresh(),
-                    f"{coordinator.name} refresh after reconnect",
-                )
+        _async_health_changed(entry, data, recovered=connected)
+
+    return handle
+
+
+@callback
+def _async_health_changed(
+    entry: SmartPbxConfigEntry, data: SmartPbxData, *, recovered: bool
+) -> None:
+    """The broker connection or the PBX's own status changed: every entity re-reads it.
+
+    Once both are back, every kind of data is fetched again at once.
+    """
+    for coordinator in data.coordinators:
+        coordinator.async_update_listeners()
+        if recovered and data.connected and data.pbx_online:
+            # What changed during the outage, without waiting for the next poll.
+            entry.async_create_background_task(
+                coordinator.hass,
+                coordinator.async_refresh(),
+                f"{coordinator.name} refresh after reconnect",
+            )
+
+
+def _answer_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[], None]:
+    """A PBX that answers a poll is online, whatever its status topic said last.
+
+    Firmware whose will says "offline" may come back without saying "online" (nobody has
+    seen a birth message in the field): its answer to the system poll is the proof.
+    """
+
+    polls_at_offline: int | None = None
+
+    @callback
+    def handle() -> None:
+        nonlocal polls_at_offline
+        if data.pbx_online:
+            polls_at_offline = None
+        elif polls_at_offline is None:
+            # The first call after "offline" is that notice itself: a poll sent before
+            # it (even one answered after it) proves nothing.
+            polls_at_offline = data.system.poll_count
+        elif data.system.poll_count > polls_at_offline and data.system.last_update_success:
+            data.pbx_online = True
+            _async_health_changed(entry, data, recovered=True)
 
     return handle
 
