@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from homeassistant.config_entries import ConfigEntry
@@ -392,10 +392,17 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         """A ``callstatus`` event's calls become the live calls at once (field firmware).
 
         Field clients read its list as the PBX's current calls. Its entries carry no
-        channels or durations: the debounced ``livecall`` poll after it completes them,
-        and corrects the list should the event have named only the calls that changed.
+        channels or durations: a call already known keeps those from the last poll and
+        takes the event's state; the debounced ``livecall`` poll after it completes new
+        calls, and corrects the list should the event have named only those that changed.
         """
-        self.async_set_updated_data(event.calls)
+        known = {call.callid: call for call in self.data or ()}
+        self.async_set_updated_data(
+            tuple(
+                call if (old := known.get(call.callid)) is None else replace(old, state=call.state)
+                for call in event.calls
+            )
+        )
         self.async_schedule_refresh()
 
     @callback

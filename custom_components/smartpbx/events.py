@@ -161,7 +161,8 @@ class _EventRelay:
                 return EVENT_UNKNOWN, {
                     ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
                     ATTR_DEVICE_ID: self._entry.runtime_data.pbx_device_id,
-                    "event": event.event,
+                    # One name for both spellings (call_status too); the payload keeps it.
+                    "event": "callstatus",
                     "calls": [
                         {
                             "callid": call.callid,

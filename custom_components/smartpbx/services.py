@@ -502,11 +502,14 @@ async def _refresh_queue(runtime: SmartPbxData, data: dict[str, Any]) -> None:
 
 
 async def _refresh_queues(runtime: SmartPbxData, data: dict[str, Any]) -> None:
-    """One queue's status when the action named it, else every queue's (the agent's switches)."""
+    """The queue the action named, else every queue the agent is in (its paused switches)."""
     if ATTR_QUEUE in data:
         await runtime.queues.async_refresh_one(data[ATTR_QUEUE])
-    else:
-        await runtime.queues.async_request_refresh()
+        return
+    agent: str = data[ATTR_EXTENSION]
+    for number, queue in list(runtime.queues.data.items()):
+        if queue.status is not None and any(m.agent == agent for m in queue.status.members):
+            await runtime.queues.async_refresh_one(number)
 
 
 async def _refresh_conference(runtime: SmartPbxData, data: dict[str, Any]) -> None:
