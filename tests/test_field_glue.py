@@ -138,6 +138,14 @@ async def test_transfer_by_extension_then_complete(
         await assert_unsupported_and_not_sent_again(
             hass, spy, "transfer_complete", {"channel": live.destination}, "atxferoperate"
         )
+        # Known missing: not even the channel lookup is sent.
+        spy.clear()
+        runtime(entry).unsupported_commands.discard("extcallinfo")
+        with pytest.raises(HomeAssistantError) as by_extension:
+            await call(hass, "transfer", {"extension": "8002", "target": "8003"})
+        assert_translated_error(by_extension.value, "command_unsupported", command="atxfer")
+        assert await published_before_marker(hass, spy) == []
+        runtime(entry).unsupported_commands.add("extcallinfo")
         # One answer serves both operations: cancel is not sent either.
         spy.clear()
         with pytest.raises(HomeAssistantError) as cancel:

@@ -40,7 +40,12 @@ from .pbx.models import (
     TransferOperation,
 )
 from .pbx.topics import CommandTopic
-from .translated_errors import async_field_command, async_pbx_call, translated_schema
+from .translated_errors import (
+    async_field_command,
+    async_pbx_call,
+    raise_if_unsupported,
+    translated_schema,
+)
 
 ATTR_CALLER = "caller"
 ATTR_CALLEE = "callee"
@@ -356,6 +361,8 @@ async def _transfer_channel(runtime: SmartPbxData, data: dict[str, Any]) -> str:
 
 
 async def _transfer(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    # Before the channel lookup: a command known to be missing sends nothing at all.
+    raise_if_unsupported(runtime.unsupported_commands, "atxfer")
     channel = await _transfer_channel(runtime, data)
     await async_field_command(
         runtime.unsupported_commands,
@@ -368,6 +375,7 @@ async def _transfer(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceRespo
 
 def _transfer_operation(operation: TransferOperation) -> _Handler:
     async def handle(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+        raise_if_unsupported(runtime.unsupported_commands, "atxferoperate")
         channel = await _transfer_channel(runtime, data)
         await async_field_command(
             runtime.unsupported_commands,

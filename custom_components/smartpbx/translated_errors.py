@@ -87,6 +87,12 @@ def unsupported_command_error(command: str) -> HomeAssistantError:
     )
 
 
+def raise_if_unsupported(unsupported: set[str], command: str) -> None:
+    """Fail at once for a command this PBX's firmware already said it lacks."""
+    if command in unsupported:
+        raise unsupported_command_error(command)
+
+
 async def async_field_command[T](
     unsupported: set[str],
     command: str,
@@ -100,8 +106,7 @@ async def async_field_command[T](
     so neither an action nor a poll repeats a failure the firmware will repeat too.
     ``call`` makes the library call only when it is to be sent.
     """
-    if command in unsupported:
-        raise unsupported_command_error(command)
+    raise_if_unsupported(unsupported, command)
     try:
         return await async_pbx_call(call(), fields)
     except HomeAssistantError as err:
