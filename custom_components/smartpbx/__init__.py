@@ -270,11 +270,13 @@ def _async_health_changed(
 ) -> None:
     """The broker connection or the PBX's own status changed: every entity re-reads it.
 
-    Once both are back, every kind of data is fetched again at once.
+    When either comes back, every kind of data is fetched again at once: also while the
+    PBX's last word was "offline" (a broker that restarted sends the PBX's will, and its
+    "online" may precede our own reconnection), since an answer proves it is back.
     """
     for coordinator in data.coordinators:
         coordinator.async_update_listeners()
-        if recovered and data.connected and data.pbx_online:
+        if recovered and data.connected:
             # What changed during the outage, without waiting for the next poll.
             entry.async_create_background_task(
                 coordinator.hass,
