@@ -383,6 +383,9 @@ class Demo:
                 PBX_SERIAL,
                 "--traffic",
                 str(args.traffic),
+                # What real devices do (FIELD.md): field commands, callstatus, status topic.
+                "--profile",
+                "field",
             ],
             stop_timeout=10,
         )
@@ -392,7 +395,7 @@ class Demo:
         device = info.get("deviceinfo") or {}
         _say(
             f"simulator: PBX {device.get('devicename', '?')} serial {device.get('sn', '?')} "
-            f"answers on token {PBX_TOKEN!r}; {args.traffic:g} calls/min"
+            f"(field firmware) answers on token {PBX_TOKEN!r}; {args.traffic:g} calls/min"
         )
 
         _prepare_config(self.config_dir, listen=args.listen, port=args.port)

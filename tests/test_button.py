@@ -42,7 +42,8 @@ async def test_hang_up_ends_the_extensions_call(
     await _press(hass, HANG_UP_8001)
 
     assert not runner.pbx.calls
-    assert commands[:2] == ["livecall", "hangup"]
+    # Which commands find the call depends on the firmware (test_field_glue.py).
+    assert commands[-1] == "hangup"
     await wait_for(lambda: hass.states.get("sensor.spx1004o4s_active_calls").state == "0")
 
 

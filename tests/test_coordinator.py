@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.smartpbx.call_log import CallLog, is_missed
 from custom_components.smartpbx.const import (
     DOMAIN,
+    LIVE_CALL_REFRESH_COOLDOWN,
     STATUS_FETCH_CONCURRENCY,
 )
 from custom_components.smartpbx.coordinator import (
@@ -270,7 +271,11 @@ async def test_call_events_refresh_live_calls_once_per_burst(
     polls = data.live_calls.poll_count
 
     runner.place_call("8001", "8002")  # status events for both, then an invite
+    # (Field firmware's callstatus shows the call before the poll: wait for the poll.)
+    await wait_for(lambda: data.live_calls.poll_count > polls)
     await wait_for(lambda: hass.states.get("sensor.spx1004o4s_active_calls").state == "1")
+    # Longer than the debounce: a second poll for the same burst would have started.
+    await asyncio.sleep(2 * LIVE_CALL_REFRESH_COOLDOWN)
 
     assert data.live_calls.poll_count == polls + 1
 

@@ -92,6 +92,8 @@ async def test_diagnostics(
         "connected": True,
         "pbx_answering": True,
         "pending_commands": 0,
+        "pbx_online": True,
+        "unsupported_commands": [],
     }
     counters = diagnostics["counters"]
     assert set(counters) == COUNTERS

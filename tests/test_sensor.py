@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.smartpbx.pbx.models import LiveCall
-from smartpbx_sim import ExtStatus
+from smartpbx_sim import ExtStatus, FirmwareProfile
 
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
@@ -83,7 +83,7 @@ async def test_extension_status_never_uses_reserved_states(
 
 @pytest.mark.usefixtures("extension_extras_enabled")
 async def test_active_calls_and_current_peer(
-    hass: HomeAssistant, smartpbx: SmartPbxFactory
+    hass: HomeAssistant, smartpbx: SmartPbxFactory, sim_profile: FirmwareProfile
 ) -> None:
     entry, runner = await smartpbx()
     data = runtime(entry)
@@ -94,6 +94,8 @@ async def test_active_calls_and_current_peer(
 
     active = _state(hass, ACTIVE_CALLS)
     assert active.state == "1"
+    # Field firmware never says Internal: a call between extensions is Outbound there.
+    direction = "Outbound" if sim_profile is FirmwareProfile.FIELD else "Internal"
     assert active.attributes["calls"] == [
         {
             "caller": "8001",
@@ -102,7 +104,7 @@ async def test_active_calls_and_current_peer(
             "called_name": "Lobby",
             "state": "Up",
             "duration": 0,
-            "direction": "Internal",
+            "direction": direction,
         }
     ]
     caller_peer = _state(hass, "sensor.extension_8001_current_peer")

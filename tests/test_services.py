@@ -78,6 +78,10 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "get_queue_status": {"queue": "6666"},
     "get_conference_status": {"conference": "7001"},
     "send_command": {"sub_topic": "system", "payload": {"cmd": "deviceInfo"}},
+    "get_extension_call": {"extension": "8001"},
+    "transfer": {"channel": "PJSIP/8001-00000001", "target": "8003"},
+    "transfer_complete": {"channel": "PJSIP/8001-00000001"},
+    "transfer_cancel": {"channel": "PJSIP/8001-00000001"},
 }
 # The command each valid call publishes first.
 FIRST_COMMAND = {
@@ -97,9 +101,18 @@ FIRST_COMMAND = {
     "get_queue_status": "queue_status",
     "get_conference_status": "conf_status",
     "send_command": "deviceInfo",
+    "get_extension_call": "extcallinfo",
+    "transfer": "atxfer",
+    "transfer_complete": "atxferoperate",
+    "transfer_cancel": "atxferoperate",
 }
-RESPONSE_ONLY = {"get_live_calls", "get_queue_status", "get_conference_status"}
-OPTIONAL_RESPONSE = {"dial", "listen", "send_command"}
+RESPONSE_ONLY = {
+    "get_live_calls",
+    "get_queue_status",
+    "get_conference_status",
+    "get_extension_call",
+}
+OPTIONAL_RESPONSE = {"dial", "listen", "send_command", "transfer"}
 # Actions answered by Home Assistant alone (the phonebook): no command to the PBX.
 LOCAL_CALLS: dict[str, dict[str, Any]] = {"lookup_number": {"number": "+39 06 1234 5678"}}
 
@@ -863,6 +876,7 @@ async def test_get_live_calls(hass: HomeAssistant, pbx: Pbx) -> None:
         "duration",
         "state",
         "direction",
+        "direction_kind",
         "recording",
     }
 

@@ -49,7 +49,15 @@ from .issues import (
 from .pbx.aiomqtt_transport import AiomqttTransport
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
-from .pbx.models import CallRecord, ExtensionStatusEvent, InviteEvent, PbxEvent
+from .pbx.models import (
+    CallRecord,
+    CallStatusEvent,
+    DeviceStatusEvent,
+    ExtensionStatusEvent,
+    HangupEvent,
+    InviteEvent,
+    PbxEvent,
+)
 from .pbx.transport import Transport
 from .probe import async_discard_direct_session, create_direct_transport, direct_client_id
 
@@ -143,8 +151,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         events=ingress,
     )
 
+    entry.async_on_unload(ingress.async_add_consumer(_device_status_handler(entry, data)))
     entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
     entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
+    entry.async_on_unload(system.async_add_listener(_answer_handler(entry, data)))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities: what arrived during set-up reaches the bus and them too.
@@ -279,11 +289,37 @@ def _event_handler(
         if isinstance(event, ExtensionStatusEvent):
             system.async_handle_extension_status(event)
             live_calls.async_schedule_refresh()
+        elif isinstance(event, CallStatusEvent):
+            live_calls.async_handle_call_status(event)
+        elif isinstance(event, HangupEvent):
+            live_calls.async_handle_hangup(event)
         elif isinstance(event, InviteEvent):
             live_calls.async_schedule_refresh()
         elif isinstance(event, CallRecord):
             call_log.async_add_record(event)
             live_calls.async_schedule_refresh()
+
+    return handle
+
+
+def _device_status_handler(
+    entry: SmartPbxConfigEntry, data: SmartPbxData
+) -> Callable[[PbxEvent], None]:
+    """The PBX's word on its status topic (online/offline) drives availability at once.
+
+    A consumer of its own because it needs the runtime data; the ingress replays what
+    arrived before it was added.
+    """
+
+    @callback
+    def handle(event: PbxEvent) -> None:
+        if (
+            isinstance(event, DeviceStatusEvent)
+            and event.online is not None
+            and event.online != data.pbx_online
+        ):
+            data.pbx_online = event.online
+            _async_health_changed(entry, data, recovered=event.online)
 
     return handle
 
@@ -301,15 +337,53 @@ def _connection_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Calla
         if connected == data.connected:
             return
         data.connected = connected
-        for coordinator in data.coordinators:
-            coordinator.async_update_listeners()
-            if connected:
-                # What changed during the outage, without waiting for the next poll.
-                entry.async_create_background_task(
-                    coordinator.hass,
-                    coordinator.async_refresh(),
-                    f"{coordinator.name} refresh after reconnect",
-                )
+        _async_health_changed(entry, data, recovered=connected)
+
+    return handle
+
+
+@callback
+def _async_health_changed(
+    entry: SmartPbxConfigEntry, data: SmartPbxData, *, recovered: bool
+) -> None:
+    """The broker connection or the PBX's own status changed: every entity re-reads it.
+
+    When either comes back, every kind of data is fetched again at once: also while the
+    PBX's last word was "offline" (a broker that restarted sends the PBX's will, and its
+    "online" may precede our own reconnection), since an answer proves it is back.
+    """
+    for coordinator in data.coordinators:
+        coordinator.async_update_listeners()
+        if recovered and data.connected:
+            # What changed during the outage, without waiting for the next poll.
+            entry.async_create_background_task(
+                coordinator.hass,
+                coordinator.async_refresh(),
+                f"{coordinator.name} refresh after reconnect",
+            )
+
+
+def _answer_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[], None]:
+    """A PBX that answers a poll is online, whatever its status topic said last.
+
+    Firmware whose will says "offline" may come back without saying "online" (nobody has
+    seen a birth message in the field): its answer to the system poll is the proof.
+    """
+
+    polls_at_offline: int | None = None
+
+    @callback
+    def handle() -> None:
+        nonlocal polls_at_offline
+        if data.pbx_online:
+            polls_at_offline = None
+        elif polls_at_offline is None:
+            # The first call after "offline" is that notice itself: a poll sent before
+            # it (even one answered after it) proves nothing.
+            polls_at_offline = data.system.poll_count
+        elif data.system.poll_count > polls_at_offline and data.system.last_update_success:
+            data.pbx_online = True
+            _async_health_changed(entry, data, recovered=True)
 
     return handle
 

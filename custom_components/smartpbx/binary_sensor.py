@@ -49,7 +49,11 @@ class PbxConnectivitySensor(PbxEntity[SmartPbxCoordinator[Any]], BinarySensorEnt
 
     @property
     def is_on(self) -> bool:
-        return self.runtime.connected and self.coordinator.last_update_success
+        return (
+            self.runtime.connected
+            and self.runtime.pbx_online
+            and self.coordinator.last_update_success
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import DOMAIN
 from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, calls_of_extension
 from .entity import ExtensionEntity, async_add_subject_entities
-from .translated_errors import async_pbx_call
+from .pbx.errors import PbxCommandFailedError
+from .pbx.models import ExtensionCall
+from .translated_errors import async_field_command, async_pbx_call
 
 # Each press sends commands to the PBX; one at a time per platform is plenty.
 PARALLEL_UPDATES = 1
@@ -24,25 +26,56 @@ HANG_UP = ButtonEntityDescription(
 )
 
 
+def _refused_by_pbx(err: HomeAssistantError) -> bool:
+    """Whether the PBX answered with a refusal (Failed, or remembered as unsupported)."""
+    return isinstance(err.__cause__, PbxCommandFailedError) or (
+        err.translation_key == "command_unsupported"
+    )
+
+
 class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
     """End the call(s) this extension is on."""
 
     _follows_status_events = False  # acts on live calls, not on the status
 
     async def async_press(self) -> None:
+        """Hang up the extension's own channel (extcallinfo), else its live calls.
+
+        ``extcallinfo`` names exactly this extension's channel, so the other calls of a
+        party it talks to are left alone. When the PBX refuses it (firmware without it
+        answers "unknown cmd", remembered until a reload; field firmware may refuse it for
+        an extension in no call) the live calls the extension takes part in decide.
+        """
         client = self.runtime.client
+        own: ExtensionCall | None = None
+        try:
+            own = await async_field_command(
+                self.runtime.unsupported_commands,
+                "extcallinfo",
+                lambda: client.extension_call(self.number),
+            )
+        except HomeAssistantError as err:
+            if not _refused_by_pbx(err):
+                raise
+        if own is not None and own.channel is not None:
+            await async_pbx_call(client.hangup(channel=own.channel))
+            self.runtime.live_calls.async_schedule_refresh()
+            return
         # Ask now rather than trust the last poll: the call may have just started.
         calls = await async_pbx_call(client.live_calls())
         mine = calls_of_extension(calls, self.number)
         if not mine:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="no_active_call",
-                translation_placeholders={"extension": self.number},
-            )
+            raise self._no_active_call()
         for call in mine:
             await async_pbx_call(client.hangup(call.callid))
         self.runtime.live_calls.async_schedule_refresh()
+
+    def _no_active_call(self) -> HomeAssistantError:
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="no_active_call",
+            translation_placeholders={"extension": self.number},
+        )
 
 
 async def async_setup_entry(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from homeassistant.config_entries import ConfigEntry
@@ -46,12 +46,14 @@ from .const import (
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxCommandFailedError, PbxError
 from .pbx.models import (
+    CallStatusEvent,
     Conference,
     ConferenceStatus,
     DeviceInfo,
     Extension,
     ExtensionState,
     ExtensionStatusEvent,
+    HangupEvent,
     LiveCall,
     Queue,
     QueueStatus,
@@ -398,6 +400,41 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         """Poll livecall once the current burst of call events has settled."""
         self._after_call_events.async_schedule_call()
 
+    @callback
+    def async_handle_call_status(self, event: CallStatusEvent) -> None:
+        """A ``callstatus`` event's calls become the live calls at once (field firmware).
+
+        Field clients read its list as the PBX's current calls. Its entries carry no
+        channels or durations: a call already known keeps those from the last poll and
+        takes the event's state; the debounced ``livecall`` poll after it completes new
+        calls, and corrects the list should the event have named only those that changed.
+        """
+        known = {call.callid: call for call in self.data or ()}
+        self.async_set_updated_data(
+            tuple(
+                call if (old := known.get(call.callid)) is None else replace(old, state=call.state)
+                for call in event.calls
+            )
+        )
+        self.async_schedule_refresh()
+
+    @callback
+    def async_handle_hangup(self, event: HangupEvent) -> None:
+        """Drop the call a ``hangup`` event ended at once; the next poll confirms."""
+        calls: tuple[LiveCall, ...] | None = self.data
+        if calls is not None:
+            remaining = tuple(call for call in calls if not _ended_by(call, event))
+            if len(remaining) != len(calls):
+                self.async_set_updated_data(remaining)
+        self.async_schedule_refresh()
+
+
+def _ended_by(call: LiveCall, event: HangupEvent) -> bool:
+    """Whether ``event`` names ``call``, by call id or by one of its channels."""
+    if event.callid is not None and event.callid == call.callid:
+        return True
+    return event.channel is not None and event.channel in (call.source, call.destination)
+
 
 def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]:
     """The live calls extension ``number`` takes part in, as caller or called party."""
@@ -435,6 +472,10 @@ class SmartPbxData:
     """Where the PBX's events enter, without redeliveries (add consumers there)."""
     extension_devices: dict[str, HaDeviceInfo] = field(default_factory=dict)
     """One DeviceInfo per extension, shared by its entities (see entity.py)."""
+    pbx_online: bool = True
+    """What the PBX last said on its ``status`` topic (field firmware); True until "offline"."""
+    unsupported_commands: set[str] = field(default_factory=set)
+    """Commands the firmware answered "unknown cmd" to: not sent again until a reload."""
 
     @property
     def coordinators(self) -> tuple[SmartPbxCoordinator[Any], ...]:

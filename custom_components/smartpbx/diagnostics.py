@@ -51,6 +51,8 @@ async def async_get_config_entry_diagnostics(
             "connected": data.connected,
             "pbx_answering": data.system.last_update_success,
             "pending_commands": client.pending_count,
+            "pbx_online": data.pbx_online,
+            "unsupported_commands": sorted(data.unsupported_commands),
         },
         "counters": client.stats.as_dict(),
         "coordinators": {

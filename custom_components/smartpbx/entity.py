@@ -226,13 +226,21 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[C
     def available(self) -> bool:
         """The one availability rule of the integration.
 
-        An entity is available while the MQTT transport is connected, its coordinator's
+        An entity is available while the MQTT transport is connected, the PBX has not
+        said "offline" on its status topic since (field firmware: its MQTT will, so the
+        broker's word that the PBX is gone, before any poll could tell), its coordinator's
         last poll succeeded (a failed poll raises UpdateFailed; Home Assistant logs the
         failure and the recovery once each) and the PBX still lists its subject. The
-        connection listener and every poll notify the entities; the repair issue for a
-        PBX that stays silent follows the system coordinator (``__init__.py``).
+        connection listener, the status topic and every poll notify the entities; the
+        repair issue for a PBX that stays silent follows the system coordinator
+        (``__init__.py``).
         """
-        return self.runtime.connected and super().available and self._present
+        return (
+            self.runtime.connected
+            and self.runtime.pbx_online
+            and super().available
+            and self._present
+        )
 
     @property
     def _present(self) -> bool:

@@ -45,7 +45,9 @@ from .identifiers import extension_identifier
 from .pbx.models import (
     CallDirection,
     CallRecord,
+    CallStatusEvent,
     ExtensionStatusEvent,
+    HangupEvent,
     InviteEvent,
     IvrDtmfEvent,
     PbxEvent,
@@ -236,6 +238,37 @@ class _EventRelay:
                     "direction": event.direction,
                     "dtmf": event.dtmf,
                     "record_file": event.record_file,
+                }
+            # Field firmware's events (FIELD.md): smartpbx_event as before they were
+            # modelled, with their fields typed beside the payload.
+            case CallStatusEvent():
+                return EVENT_UNKNOWN, {
+                    ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
+                    ATTR_DEVICE_ID: self._entry.runtime_data.pbx_device_id,
+                    # One name for both spellings (call_status too); the payload keeps it.
+                    "event": "callstatus",
+                    "calls": [
+                        {
+                            "callid": call.callid,
+                            "caller": call.caller,
+                            "called": call.called,
+                            "state": call.state,
+                            "direction": call.direction_kind.value,
+                        }
+                        for call in event.calls
+                    ],
+                    "payload": _plain(event.raw),
+                }
+            case HangupEvent():
+                caller, called = event.caller or "", event.called or ""
+                return EVENT_UNKNOWN, {
+                    **self._base(called, caller),
+                    "event": event.event,
+                    "callid": event.callid,
+                    "channel": event.channel,
+                    "caller": event.caller,
+                    "called": event.called,
+                    "payload": _plain(event.raw),
                 }
             case _:
                 return EVENT_UNKNOWN, {

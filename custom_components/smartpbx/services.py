@@ -24,7 +24,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
 import voluptuous as vol
@@ -34,11 +34,18 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxData
 from .pbx import validation
 from .pbx.models import (
     CommandReply,
+    ExtensionCall,
     ListenMode,
     Permission,
+    TransferOperation,
 )
 from .pbx.topics import CommandTopic
-from .translated_errors import async_pbx_call, translated_schema
+from .translated_errors import (
+    async_field_command,
+    async_pbx_call,
+    raise_if_unsupported,
+    translated_schema,
+)
 
 ATTR_CALLER = "caller"
 ATTR_CALLEE = "callee"
@@ -64,6 +71,7 @@ ATTR_DAYS = "days"
 ATTR_SUB_TOPIC = "sub_topic"
 ATTR_PAYLOAD = "payload"
 ATTR_NUMBER = "number"
+ATTR_TARGET = "target"
 
 # What a user picks in the UI, mapped to what the PBX stores.
 PERMISSIONS: dict[str, Permission] = {
@@ -143,7 +151,15 @@ LISTEN_SCHEMA = vol.Schema(
 QUEUE_MEMBER_SCHEMA = vol.Schema(
     {**_ENTRY, vol.Required(ATTR_QUEUE): _NUMBER, vol.Required(ATTR_EXTENSION): _NUMBER}
 )
-QUEUE_PAUSE_SCHEMA = QUEUE_MEMBER_SCHEMA.extend({vol.Required(ATTR_PAUSED): cv.boolean})
+# Without a queue: the agent in every queue (field firmware, ``queue: ""`` on the wire).
+QUEUE_PAUSE_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Optional(ATTR_QUEUE): _NUMBER,
+        vol.Required(ATTR_EXTENSION): _NUMBER,
+        vol.Required(ATTR_PAUSED): cv.boolean,
+    }
+)
 CONFERENCE_INVITE_SCHEMA = vol.Schema(
     {
         **_ENTRY,
@@ -179,6 +195,18 @@ SET_WAKEUP_CALL_SCHEMA = vol.Schema(
         vol.Required(ATTR_TIMES): _TIMES,
         vol.Required(ATTR_DAYS): _DAYS,
     }
+)
+GET_EXTENSION_CALL_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_EXTENSION): _NUMBER})
+TRANSFER_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Optional(ATTR_EXTENSION): _NUMBER,
+        vol.Optional(ATTR_CHANNEL): _CHANNEL,
+        vol.Required(ATTR_TARGET): _NUMBER,
+    }
+)
+TRANSFER_OPERATE_SCHEMA = vol.Schema(
+    {**_ENTRY, vol.Optional(ATTR_EXTENSION): _NUMBER, vol.Optional(ATTR_CHANNEL): _CHANNEL}
 )
 GET_LIVE_CALLS_SCHEMA = vol.Schema(_ENTRY)
 GET_QUEUE_STATUS_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_QUEUE): _NUMBER})
@@ -286,9 +314,81 @@ async def _queue_remove(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceR
 
 async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     await async_pbx_call(
-        runtime.client.queue_pause(data[ATTR_QUEUE], data[ATTR_EXTENSION], data[ATTR_PAUSED])
+        runtime.client.queue_pause(data.get(ATTR_QUEUE), data[ATTR_EXTENSION], data[ATTR_PAUSED])
     )
     return None
+
+
+# --- field commands (FIELD.md): older firmware answers "unknown cmd" --------------------
+
+
+async def _extension_call(runtime: SmartPbxData, extension: str) -> ExtensionCall | None:
+    """``extcallinfo``, unless this PBX already said it lacks it (then at once)."""
+    return await async_field_command(
+        runtime.unsupported_commands,
+        "extcallinfo",
+        lambda: runtime.client.extension_call(extension),
+    )
+
+
+async def _get_extension_call(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    call = await _extension_call(runtime, data[ATTR_EXTENSION])
+    if call is None:
+        return {"in_call": False}
+    return {
+        "in_call": True,
+        "callid": call.callid,
+        "channel": call.channel,
+        "peer_channel": call.peer_channel,
+        "from": call.from_number,
+        "to": call.to_number,
+        "direction": call.direction.value,
+        "direction_raw": call.direction_raw,
+    }
+
+
+async def _transfer_channel(runtime: SmartPbxData, data: dict[str, Any]) -> str:
+    """The channel given, or the extension's own channel in its current call."""
+    _exactly_one(data, ATTR_EXTENSION, ATTR_CHANNEL)
+    if ATTR_CHANNEL in data:
+        channel: str = data[ATTR_CHANNEL]
+        return channel
+    extension: str = data[ATTR_EXTENSION]
+    call = await _extension_call(runtime, extension)
+    if call is None or call.channel is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="no_active_call",
+            translation_placeholders={"extension": extension},
+        )
+    return call.channel
+
+
+async def _transfer(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    # Before the channel lookup: a command known to be missing sends nothing at all.
+    raise_if_unsupported(runtime.unsupported_commands, "atxfer")
+    channel = await _transfer_channel(runtime, data)
+    await async_field_command(
+        runtime.unsupported_commands,
+        "atxfer",
+        lambda: runtime.client.attended_transfer(channel, data[ATTR_TARGET]),
+    )
+    # The channel finishes the transfer (transfer_complete / transfer_cancel).
+    return {"channel": channel}
+
+
+def _transfer_operation(operation: TransferOperation) -> _Handler:
+    async def handle(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+        raise_if_unsupported(runtime.unsupported_commands, "atxferoperate")
+        channel = await _transfer_channel(runtime, data)
+        await async_field_command(
+            runtime.unsupported_commands,
+            "atxferoperate",
+            lambda: runtime.client.transfer_operate(channel, operation),
+        )
+        return None
+
+    return handle
 
 
 async def _conference_invite(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
@@ -418,6 +518,17 @@ async def _refresh_queue(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     await runtime.queues.async_refresh_one(data[ATTR_QUEUE])
 
 
+async def _refresh_queues(runtime: SmartPbxData, data: dict[str, Any]) -> None:
+    """The queue the action named, else every queue the agent is in (its paused switches)."""
+    if ATTR_QUEUE in data:
+        await runtime.queues.async_refresh_one(data[ATTR_QUEUE])
+        return
+    agent: str = data[ATTR_EXTENSION]
+    for number, queue in list(runtime.queues.data.items()):
+        if queue.status is not None and any(m.agent == agent for m in queue.status.members):
+            await runtime.queues.async_refresh_one(number)
+
+
 async def _refresh_conference(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     await runtime.conferences.async_refresh_one(data[ATTR_CONFERENCE])
 
@@ -432,7 +543,7 @@ ACTIONS: dict[str, _Action] = {
     "listen": _Action(LISTEN_SCHEMA, _listen, SupportsResponse.OPTIONAL, _refresh_live_calls),
     "queue_add": _Action(QUEUE_MEMBER_SCHEMA, _queue_add, refresh=_refresh_queue),
     "queue_remove": _Action(QUEUE_MEMBER_SCHEMA, _queue_remove, refresh=_refresh_queue),
-    "queue_pause": _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queue),
+    "queue_pause": _Action(QUEUE_PAUSE_SCHEMA, _queue_pause, refresh=_refresh_queues),
     "conference_invite": _Action(
         CONFERENCE_INVITE_SCHEMA, _conference_invite, refresh=_refresh_conference
     ),
@@ -460,6 +571,20 @@ ACTIONS: dict[str, _Action] = {
     ),
     "lookup_number": _Action(LOOKUP_NUMBER_SCHEMA, _lookup_number, SupportsResponse.ONLY),
     "send_command": _Action(SEND_COMMAND_SCHEMA, _send_command, SupportsResponse.OPTIONAL),
+    "get_extension_call": _Action(
+        GET_EXTENSION_CALL_SCHEMA, _get_extension_call, SupportsResponse.ONLY
+    ),
+    "transfer": _Action(TRANSFER_SCHEMA, _transfer, SupportsResponse.OPTIONAL, _refresh_live_calls),
+    "transfer_complete": _Action(
+        TRANSFER_OPERATE_SCHEMA,
+        _transfer_operation(TransferOperation.COMPLETE),
+        refresh=_refresh_live_calls,
+    ),
+    "transfer_cancel": _Action(
+        TRANSFER_OPERATE_SCHEMA,
+        _transfer_operation(TransferOperation.CANCEL),
+        refresh=_refresh_live_calls,
+    ),
 }
 
 

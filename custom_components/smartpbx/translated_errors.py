@@ -9,7 +9,7 @@ what its message refers to.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -24,6 +24,7 @@ from .pbx.errors import (
     PbxInvalidArgumentError,
     PbxNotConnectedError,
     PbxTimeoutError,
+    PbxUnsupportedCommandError,
 )
 
 
@@ -38,6 +39,8 @@ def pbx_error_translation(
         case PbxInvalidArgumentError():
             field = (fields or {}).get(err.field, err.field)
             return "invalid_argument", {"field": field, "reason": err.reason}
+        case PbxUnsupportedCommandError():  # before its base class, PbxCommandFailedError
+            return "command_unsupported", {"command": err.command}
         case PbxCommandFailedError():
             return "command_failed", {
                 "command": err.command,
@@ -73,6 +76,43 @@ async def async_pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None
             translation_key=key,
             translation_placeholders=placeholders,
         ) from err
+
+
+def unsupported_command_error(command: str) -> HomeAssistantError:
+    """The translated error for a command this PBX's firmware answered "unknown cmd" to."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="command_unsupported",
+        translation_placeholders={"command": command},
+    )
+
+
+def raise_if_unsupported(unsupported: set[str], command: str) -> None:
+    """Fail at once for a command this PBX's firmware already said it lacks."""
+    if command in unsupported:
+        raise unsupported_command_error(command)
+
+
+async def async_field_command[T](
+    unsupported: set[str],
+    command: str,
+    call: Callable[[], Awaitable[T]],
+    fields: Mapping[str, str] | None = None,
+) -> T:
+    """Run a command older firmware may lack (FIELD.md), at most once per reload.
+
+    ``unsupported`` (the entry's runtime data) remembers every command the PBX answered
+    "unknown cmd" to; asking for one of those again fails at once, without publishing,
+    so neither an action nor a poll repeats a failure the firmware will repeat too.
+    ``call`` makes the library call only when it is to be sent.
+    """
+    raise_if_unsupported(unsupported, command)
+    try:
+        return await async_pbx_call(call(), fields)
+    except HomeAssistantError as err:
+        if isinstance(err.__cause__, PbxUnsupportedCommandError):
+            unsupported.add(err.__cause__.command)
+        raise
 
 
 def translated_schema(schema: vol.Schema) -> Any:
