@@ -142,39 +142,9 @@ def test_strings_pass_hassfests_rules(path: Path) -> None:
     assert hassfest_problems(_load(path)) == []
 
 
-# Strings new in en.json whose translations are still to be written: the other languages
-# may lack them (Home Assistant shows the English text meanwhile), nothing else.
-AWAITING_TRANSLATION = (
-    "exceptions.command_unsupported.",
-    "services.get_extension_call.",
-    "services.transfer.",
-    "services.transfer_complete.",
-    "services.transfer_cancel.",
-    "options.",
-    "entity.sensor.last_call.state_attributes.src_name.",
-    "entity.sensor.last_call.state_attributes.dst_name.",
-    "entity.sensor.recent_calls.",
-    "services.lookup_number.",
-)
-
-
-def _awaiting_translation(problem: str) -> bool:
-    return problem.startswith("missing: ") and problem.removeprefix("missing: ").startswith(
-        AWAITING_TRANSLATION
-    )
-
-
 @pytest.mark.parametrize("path", OTHER_LANGUAGE_FILES, ids=lambda path: path.stem)
 def test_translation_has_exactly_the_keys_and_placeholders_of_english(path: Path) -> None:
-    problems = parity_problems(_load(ENGLISH), _load(path))
-    assert [problem for problem in problems if not _awaiting_translation(problem)] == []
-
-
-def test_strings_awaiting_translation_are_in_english() -> None:
-    """The list cannot outlive its strings: each prefix names strings en.json has."""
-    english = [key for key, _ in _strings(_load(ENGLISH))]
-    for prefix in AWAITING_TRANSLATION:
-        assert any(key.startswith(prefix) for key in english), prefix
+    assert parity_problems(_load(ENGLISH), _load(path)) == []
 
 
 def test_translation_files_are_named_as_home_assistant_languages() -> None:
