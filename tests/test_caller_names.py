@@ -261,6 +261,41 @@ async def test_the_contacts_file_is_read_again_when_it_changes(
     assert "contacts.vcf changed but cannot be read" in caplog.text
 
 
+async def test_a_contacts_file_missing_at_setup_is_watched_until_it_appears(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Saved options naming a file that vanished since: set-up goes on with the options'
+    own names, says why once, and the file's names come when it is back."""
+    caplog.set_level(logging.WARNING)
+    await smartpbx(options={**OPTIONS, "phonebook_file": "contacts.vcf"})
+    assert "Phonebook of" in caplog.text
+    assert await _lookup(hass, "0612345678") == {"name": "Pizzeria Roma", "source": "phonebook"}
+    assert await _lookup(hass, "3331234567") == {"name": None, "source": "none"}
+
+    async def next_check(minutes: int) -> None:
+        async_fire_time_changed(hass, dt_util.utcnow() + FILE_CHECK_INTERVAL * minutes)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+    await next_check(1)  # still missing: nothing to read
+    assert await _lookup(hass, "3331234567") == {"name": None, "source": "none"}
+    Path(hass.config.path("contacts.vcf")).write_text(
+        VCARD.format(name="Anna Schmidt", number="+39 333 1234567")
+    )
+    await next_check(2)
+    assert await _lookup(hass, "3331234567") == {"name": "Anna Schmidt", "source": "file"}
+    await next_check(3)  # unchanged: not read again, the names stay
+    assert await _lookup(hass, "3331234567") == {"name": "Anna Schmidt", "source": "file"}
+
+
+async def test_without_a_contacts_file_the_check_reads_nothing(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory
+) -> None:
+    await smartpbx(options=OPTIONS)
+    async_fire_time_changed(hass, dt_util.utcnow() + FILE_CHECK_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert await _lookup(hass, "0612345678") == {"name": "Pizzeria Roma", "source": "phonebook"}
+
+
 # --- names everywhere a number appears -----------------------------------------------------
 
 
