@@ -40,6 +40,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
+import errno
 from functools import partial
 import json
 from typing import Any
@@ -199,6 +200,37 @@ async def start_simulator(
     return runner
 
 
+def tolerate_aiomqtt_writer_race(hass: HomeAssistant) -> None:
+    """Let the event loop drop aiomqtt 2.5.1's known "Bad file descriptor" callback error.
+
+    aiomqtt schedules ``loop.add_writer(fd, ...)`` for the next turn of the loop when paho
+    has something to send; when the broker drops the connection in between, the socket
+    is closed by then and the loop reports ``OSError(EBADF)`` from that callback (an
+    upstream bug, fixed in aiomqtt's repository after 2.5.1). Nothing of ours runs there
+    and nothing is lost (the connection is gone and the transport reconnects), but
+    phcc's ``hass`` fixture fails a test on any loop exception, so the broker-restart
+    tests would fail about one run in six. Every other loop exception still fails the
+    test. See README "Known limitations".
+    """
+    loop = hass.loop
+    fail_test = loop.get_exception_handler()
+    assert fail_test is not None
+    if fail_test.__name__ == "drop_aiomqtt_writer_race":
+        return  # already in place
+
+    def drop_aiomqtt_writer_race(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if (
+            isinstance(error, OSError)
+            and error.errno == errno.EBADF
+            and "add_writer" in repr(context.get("handle"))
+        ):
+            return
+        fail_test(loop, context)
+
+    loop.set_exception_handler(drop_aiomqtt_writer_race)
+
+
 async def setup_integration(
     hass: HomeAssistant,
     broker: MosquittoBroker,
@@ -214,6 +246,7 @@ async def setup_integration(
     ``sim_config`` defaults to SMALL_PBX, ``data`` is merged over the direct-transport
     data (see set_timing for the rest). Fails the test unless the entry loads.
     """
+    tolerate_aiomqtt_writer_race(hass)
     sim_config = sim_config or SMALL_PBX
     runner = await start_simulator(broker, sim_config)
     try:

@@ -9,8 +9,11 @@ HA's client restores its subscriptions on reconnect, ours among them.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
+from types import SimpleNamespace
+from typing import Any
 from unittest.mock import MagicMock
 
 from homeassistant.config_entries import ConfigEntryState
@@ -36,6 +39,7 @@ from .integration_helpers import (  # noqa: F401
     runtime,
     setup_over_ha_mqtt,
     smartpbx_fixture,
+    tolerate_aiomqtt_writer_race,
     unload_integration,
 )
 from .reliability_helpers import BusRecorder, eventually
@@ -190,3 +194,29 @@ async def test_home_assistant_mqtt_publish_failure_is_a_connection_error(
     mqtt_client_mock.publish.side_effect = working
     await unload_integration(hass, entry)
     close_ha_mqtt_socket(mqtt_client_mock)
+
+
+async def test_only_aiomqtts_writer_race_is_tolerated_by_the_tests() -> None:
+    """The helper drops exactly the upstream EBADF from aiomqtt's deferred add_writer;
+    every other loop exception still reaches the handler that fails the test."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    try:
+        tolerate_aiomqtt_writer_race(SimpleNamespace(loop=loop))  # type: ignore[arg-type]
+        tolerate_aiomqtt_writer_race(SimpleNamespace(loop=loop))  # type: ignore[arg-type]
+        writer = loop.call_soon(loop.add_writer, 26, print)
+        writer.cancel()
+        bad_fd = OSError(errno.EBADF, "Bad file descriptor")
+        loop.call_exception_handler({"exception": bad_fd, "handle": writer})
+        assert seen == []
+        other = {"exception": OSError(errno.EPIPE, "Broken pipe"), "handle": writer}
+        loop.call_exception_handler(other)
+        reader = loop.call_soon(print)
+        reader.cancel()
+        elsewhere = {"exception": bad_fd, "handle": reader}
+        loop.call_exception_handler(elsewhere)
+        assert seen == [other, elsewhere]
+    finally:
+        loop.set_exception_handler(previous)
