@@ -7,7 +7,6 @@ Every test runs against both simulator profiles: ``document`` answers the field 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import json
 from typing import Any
 
@@ -24,7 +23,7 @@ from smartpbx_sim import FirmwareProfile
 from smartpbx_sim.model import LiveCall as SimCall
 from smartpbx_sim.runner import SimulatorRunner
 
-from .actions_helpers import CommandSpy, assert_translated_error, command_spy
+from .actions_helpers import CommandSpy, assert_translated_error
 from .broker import MosquittoBroker
 from .integration_helpers import (  # noqa: F401
     SmartPbxFactory,
@@ -34,7 +33,12 @@ from .integration_helpers import (  # noqa: F401
     smartpbx_fixture,
     wait_for,
 )
-from .test_services import call, published_before_marker
+from .test_services import (  # noqa: F401
+    call,
+    pbx_fixture,
+    published_before_marker,
+    spy_fixture,
+)
 
 type Pbx = tuple[MockConfigEntry, SimulatorRunner]
 
@@ -42,20 +46,6 @@ CONNECTIVITY = "binary_sensor.spx1004o4s_connectivity"
 ACTIVE_CALLS = "sensor.spx1004o4s_active_calls"
 HANG_UP_8001 = "button.extension_8001_hang_up"
 PAUSED_8002 = "switch.queue_6666_agent_8002_paused"
-
-
-@pytest.fixture
-async def spy(real_broker: MosquittoBroker) -> AsyncIterator[CommandSpy]:
-    async with command_spy(real_broker) as running:
-        yield running
-
-
-@pytest.fixture
-async def pbx(smartpbx: SmartPbxFactory, spy: CommandSpy) -> Pbx:
-    entry, runner = await smartpbx()
-    await spy.wait_cmd("livecall")
-    spy.clear()
-    return entry, runner
 
 
 def answered_call(runner: SimulatorRunner, caller: str, called: str) -> SimCall:

@@ -117,14 +117,15 @@ OPTIONAL_RESPONSE = {"dial", "listen", "send_command", "transfer"}
 LOCAL_CALLS: dict[str, dict[str, Any]] = {"lookup_number": {"number": "+39 06 1234 5678"}}
 
 
-@pytest.fixture
-async def spy(real_broker: MosquittoBroker) -> AsyncIterator[CommandSpy]:
+@pytest.fixture(name="spy")
+async def spy_fixture(real_broker: MosquittoBroker) -> AsyncIterator[CommandSpy]:
+    """What the integration publishes to the PBX (test_field_glue.py uses it too)."""
     async with command_spy(real_broker) as running:
         yield running
 
 
-@pytest.fixture
-async def pbx(smartpbx: SmartPbxFactory, spy: CommandSpy) -> Pbx:
+@pytest.fixture(name="pbx")
+async def pbx_fixture(smartpbx: SmartPbxFactory, spy: CommandSpy) -> Pbx:
     """The small simulated PBX, set up; the spy has seen (and forgotten) the first polls."""
     entry, runner = await smartpbx()
     await spy.wait_cmd("livecall")
