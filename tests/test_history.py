@@ -1,8 +1,9 @@
-"""The recent-calls store: bounded, newest first, a JSON round trip, nothing secret kept."""
+"""The recent-calls store: bounded, newest first, a JSON round trip, nothing secret kept;
+the last call and the daily counts as they are saved across restarts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 import json
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from custom_components.smartpbx.pbx.history import (
     MAX_RECENT_CALLS,
     CallHistory,
+    DailyCount,
+    LastCall,
     RecentCall,
 )
 from custom_components.smartpbx.pbx.models import CallDirection, CallDisposition, CallRecord
@@ -148,3 +151,59 @@ def test_restoring_more_than_the_bound_keeps_the_newest() -> None:
     stored = [_call(minute).as_dict() for minute in range(30, 0, -1)]  # newest first
     restored = CallHistory.from_list(stored, max_calls=5)
     assert [call.duration for call in restored] == [30, 29, 28, 27, 26]
+
+
+def test_the_last_call_keeps_the_cdr_fields_and_round_trips() -> None:
+    last = LastCall.from_call_record(_record(), START, src_name="Marie Dubois")
+    assert last.attributes == {
+        "src": "0612345678",
+        "src_name": "Marie Dubois",
+        "dst": "2002",
+        "dst_name": None,
+        "disposition": "no_answer",
+        "billsec": 61,
+        "direction": "Inbound",
+        "callid": "1733212800.42",
+    }
+    assert LastCall.from_dict(json.loads(json.dumps(last.as_dict()))) == last
+
+
+def test_saved_forms_of_earlier_versions_still_restore() -> None:
+    """Restore states written before these moved to the library: users keep their counts."""
+    assert LastCall.from_dict(
+        {"received": "2024-03-01T12:00:00+00:00", "attributes": {"src": "8001"}}
+    ) == LastCall(datetime(2024, 3, 1, 12, tzinfo=UTC), {"src": "8001"})
+    assert DailyCount.from_dict({"day": "2024-03-01", "count": 5}) == DailyCount(
+        date(2024, 3, 1), 5
+    )
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {},
+        {"received": None, "attributes": {}},
+        {"received": "x", "attributes": {}},
+        {"received": "2024-03-01T12:00:00+00:00", "attributes": 3},
+    ],
+)
+def test_a_garbled_last_call_is_none(stored: dict[str, object]) -> None:
+    assert LastCall.from_dict(stored) is None
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {},
+        {"day": "not a date", "count": 5},
+        {"day": "2024-03-01", "count": "x"},
+        {"day": 1, "count": 1},
+    ],
+)
+def test_a_garbled_daily_count_is_none(stored: dict[str, object]) -> None:
+    assert DailyCount.from_dict(stored) is None
+
+
+def test_a_daily_count_round_trips() -> None:
+    count = DailyCount(date(2026, 12, 3), 7)
+    assert DailyCount.from_dict(json.loads(json.dumps(count.as_dict()))) == count

@@ -25,6 +25,7 @@ from custom_components.smartpbx.pbx.phonebook import (
     parse_phonebook_text,
     parse_vcard,
     read_phonebook_file,
+    read_phonebook_file_in,
 )
 
 GERMANY = DialPlan(country_code="49", trunk_prefix="0")
@@ -519,6 +520,19 @@ def test_file_errors(
     with pytest.raises(PhonebookError) as caught:
         read_phonebook_file(path, GERMANY)
     assert caught.value.reason is reason
+
+
+def test_a_file_is_read_only_inside_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "contacts.csv").write_text("name,number\nAnna,030 1\n")
+    (tmp_path / "outside.csv").write_text("name,number\nEve,030 2\n")
+    (folder / "link.csv").symlink_to(tmp_path / "outside.csv")
+    assert read_phonebook_file_in(folder, "contacts.csv", GERMANY).entries[0].name == "Anna"
+    for name in ("../outside.csv", "link.csv", str(tmp_path / "outside.csv")):
+        with pytest.raises(PhonebookError) as caught:
+            read_phonebook_file_in(folder, name, GERMANY)
+        assert (caught.value.reason, caught.value.content) == (Reason.FILE_OUTSIDE_CONFIG, name)
 
 
 @pytest.mark.parametrize(

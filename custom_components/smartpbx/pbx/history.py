@@ -1,4 +1,4 @@
-"""The last calls, newest first, bounded, as plain dicts for storage and attributes.
+"""The last calls, newest first, bounded; the last call; daily counts: as plain dicts.
 
 Imports nothing from Home Assistant. A ``RecentCall`` holds only what a dashboard shows:
 when, which way, who called whom (numbers and names), how it ended and how long it
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from .models import CallDirection, CallDisposition, CallRecord
@@ -181,3 +181,70 @@ def _direction(value: Any) -> CallDirection:
         return CallDirection(value)
     except ValueError:
         return CallDirection.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class LastCall:
+    """The most recent CDR's fields and names, stamped with when it arrived.
+
+    The CDR's own times are the PBX's wall clock in an unknown zone; the arrival is a true
+    instant and, as the PBX sends the CDR when the call ends, the end time.
+    """
+
+    received: datetime
+    attributes: dict[str, Any]
+
+    @classmethod
+    def from_call_record(
+        cls,
+        record: CallRecord,
+        received: datetime,
+        *,
+        src_name: str | None = None,
+        dst_name: str | None = None,
+    ) -> LastCall:
+        return cls(
+            received=received,
+            attributes={
+                "src": record.src,
+                "src_name": src_name,
+                "dst": record.dst,
+                "dst_name": dst_name,
+                "disposition": record.disposition.value,
+                "billsec": record.billsec,
+                "direction": record.direction,
+                "callid": record.callid,
+            },
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able: for a Store or a restore state."""
+        return {"received": self.received.isoformat(), "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> LastCall | None:
+        """What ``as_dict`` wrote, or None if ``stored`` is not that (never raises)."""
+        try:
+            return cls(datetime.fromisoformat(stored["received"]), dict(stored["attributes"]))
+        except KeyError, TypeError, ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCount:
+    """A count and the (local) day it belongs to."""
+
+    day: date
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able: for a Store or a restore state."""
+        return {"day": self.day.isoformat(), "count": self.count}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> DailyCount | None:
+        """What ``as_dict`` wrote, or None if ``stored`` is not that (never raises)."""
+        try:
+            return cls(date.fromisoformat(stored["day"]), int(stored["count"]))
+        except KeyError, TypeError, ValueError:
+            return None

@@ -344,6 +344,11 @@ class CallRecord:
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
 
+    @property
+    def missed(self) -> bool:
+        """Not answered, whatever the direction: NO ANSWER, BUSY, FAILED, an unknown word."""
+        return self.disposition is not CallDisposition.ANSWERED
+
 
 @dataclass(frozen=True, slots=True)
 class UnknownEvent:

@@ -122,6 +122,8 @@ class PhonebookErrorReason(StrEnum):
     FILE_NOT_FOUND = "file_not_found"
     FILE_UNREADABLE = "file_unreadable"
     FILE_TOO_LARGE = "file_too_large"
+    FILE_OUTSIDE_CONFIG = "file_outside_config"
+    """A file name leading out of the folder files must be in (``..``, a link)."""
     UNKNOWN_FORMAT = "unknown_format"
     """Neither a vCard nor a CSV file."""
     NO_ENTRIES = "no_entries"
@@ -981,6 +983,18 @@ def read_phonebook_file(path: Path, plan: DialPlan) -> PhonebookFile:
     else:
         raise PhonebookError(PhonebookErrorReason.UNKNOWN_FORMAT, content=str(path))
     return PhonebookFile(parsed.format, parsed.entries, parsed.skipped, stamp)
+
+
+def read_phonebook_file_in(folder: Path, name: str, plan: DialPlan) -> PhonebookFile:
+    """``read_phonebook_file`` of the file ``name`` inside ``folder`` (blocking I/O).
+
+    Raises ``PhonebookError`` (``FILE_OUTSIDE_CONFIG``) when ``name`` leads out of it.
+    """
+    folder = folder.resolve()
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder):
+        raise PhonebookError(PhonebookErrorReason.FILE_OUTSIDE_CONFIG, content=name)
+    return read_phonebook_file(path, plan)
 
 
 # --- lookup -------------------------------------------------------------------------------
