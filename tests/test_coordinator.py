@@ -19,7 +19,7 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.smartpbx.call_log import CallLog, is_missed
+from custom_components.smartpbx.call_log import CallLog
 from custom_components.smartpbx.const import (
     DOMAIN,
     LIVE_CALL_REFRESH_COOLDOWN,
@@ -392,7 +392,7 @@ def _record(disposition: CallDisposition, src: str = "8001") -> CallRecord:
     ],
 )
 def test_missed_means_not_answered(disposition: CallDisposition, missed: bool) -> None:
-    assert is_missed(_record(disposition)) is missed
+    assert _record(disposition).missed is missed
 
 
 async def test_call_log_counts_and_resets_at_local_midnight(
@@ -425,9 +425,9 @@ async def test_call_log_restores_only_counts_of_today(
     log = CallLog(hass, NO_NAMES)
     log.async_add_record(_record(CallDisposition.ANSWERED))
 
-    log.async_restore_count("calls_today", date(2024, 3, 2), 5)
-    log.async_restore_count("calls_today", date(2024, 3, 2), 5)  # once only
-    log.async_restore_count("missed_calls_today", date(2024, 3, 1), 7)
+    log.async_restore_count("calls_today", {"day": "2024-03-02", "count": 5})
+    log.async_restore_count("calls_today", {"day": "2024-03-02", "count": 5})  # once only
+    log.async_restore_count("missed_calls_today", {"day": "2024-03-01", "count": 7})
 
     assert log.counts == {"calls_today": 6, "missed_calls_today": 0}
 

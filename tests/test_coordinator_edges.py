@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 import json
 import logging
 from types import SimpleNamespace
@@ -28,7 +27,7 @@ from pytest_homeassistant_custom_component.common import MockMqttReasonCode
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 import custom_components.smartpbx as integration
-from custom_components.smartpbx.call_log import CallLog, LastCall
+from custom_components.smartpbx.call_log import CallLog
 from custom_components.smartpbx.const import (
     DOMAIN,
 )
@@ -561,10 +560,10 @@ async def test_a_restored_last_call_never_replaces_one_received_since_start(
     assert received is not None
 
     log.async_restore_last_call(
-        LastCall(
-            received=datetime(2024, 3, 1, 9, 0, tzinfo=UTC),
-            attributes={"src": "8001", "dst": "2001", "disposition": "no_answer"},
-        )
+        {
+            "received": "2024-03-01T09:00:00+00:00",
+            "attributes": {"src": "8001", "dst": "2001", "disposition": "no_answer"},
+        }
     )
 
     assert log.last_call is received

@@ -1,12 +1,14 @@
 """Today's call counts, the last call and the recent calls, fed by the PBX's call records (CDRs).
 
-The call log and its sensors are not fed by polling; the sensor platform adds them.
+Counts belong to the local day: zero again at local midnight, restored after a restart only
+on the day they were saved. The last call and the recent calls are restored whatever day.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
@@ -17,76 +19,21 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_change
-from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
+from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
+from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
 from .entity import pbx_device_info
-from .pbx.history import CallHistory, RecentCall
-from .pbx.models import CallDirection, CallDisposition, CallRecord
+from .pbx.history import CallHistory, DailyCount, LastCall, RecentCall
+from .pbx.models import CallDirection, CallRecord
 
 if TYPE_CHECKING:
     from .caller_names import CallerNames
     from .coordinator import SmartPbxData
 
 
-def is_missed(record: CallRecord) -> bool:
-    """A call counts as missed when it was not answered, whatever its direction.
-
-    Asterisk writes NO ANSWER, BUSY or FAILED (and occasionally other words, parsed as
-    unknown) for calls nobody picked up; only ANSWERED calls were taken.
-    """
-    return record.disposition is not CallDisposition.ANSWERED
-
-
-@dataclass(frozen=True, slots=True)
-class CallNames:
-    """The names of a CDR's two parties (None: unknown)."""
-
-    src: str | None
-    dst: str | None
-
-    @classmethod
-    def of(cls, record: CallRecord, caller_names: CallerNames) -> CallNames:
-        # The destination of an outbound call was dialled: it may carry the outside-line prefix.
-        dialled = record.direction_kind is CallDirection.OUTBOUND
-        return cls(caller_names.name(record.src), caller_names.name(record.dst, dialled=dialled))
-
-
-@dataclass(frozen=True, slots=True)
-class LastCall:
-    """The most recent CDR, stamped with when Home Assistant received it.
-
-    The CDR's own times are the PBX's local wall clock in an unknown zone; the receive
-    time is a true instant and, as the PBX sends the CDR when the call ends, the end time.
-    """
-
-    received: datetime
-    attributes: dict[str, Any]
-
-    @classmethod
-    def from_record(cls, record: CallRecord, received: datetime, names: CallNames) -> LastCall:
-        return cls(
-            received=received,
-            attributes={
-                "src": record.src,
-                "src_name": names.src,
-                "dst": record.dst,
-                "dst_name": names.dst,
-                "disposition": record.disposition.value,
-                "billsec": record.billsec,
-                "direction": record.direction,
-                "callid": record.callid,
-            },
-        )
-
-
 class CallLog:
-    """Today's call and missed-call counts, the last call and the recent calls, fed by CDRs.
-
-    Counts belong to the local day: they reset at local midnight. The sensors restore
-    them after a restart, but only on the day they were saved. The recent calls (the
-    last MAX_RECENT_CALLS) are restored whatever day they were saved.
-    """
+    """Today's call and missed-call counts, the last call and the recent calls."""
 
     COUNTERS = ("calls_today", "missed_calls_today")
 
@@ -94,7 +41,7 @@ class CallLog:
         self._hass = hass
         self._caller_names = caller_names
         self.history = CallHistory()
-        self.day: date = dt_util.now().date()
+        self.day = dt_util.now().date()
         self.counts: dict[str, int] = dict.fromkeys(self.COUNTERS, 0)
         self.last_call: LastCall | None = None
         self._listeners: set[CALLBACK_TYPE] = set()
@@ -114,41 +61,46 @@ class CallLog:
     def async_add_record(self, record: CallRecord) -> None:
         self._roll_over_if_new_day()
         self.counts["calls_today"] += 1
-        if is_missed(record):
+        if record.missed:
             self.counts["missed_calls_today"] += 1
         received = dt_util.utcnow()
-        names = CallNames.of(record, self._caller_names)
-        self.last_call = LastCall.from_record(record, received, names)
-        self.history.add(
-            RecentCall.from_call_record(record, received, src_name=names.src, dst_name=names.dst)
-        )
+        # The destination of an outbound call was dialled: it may carry the outside-line prefix.
+        dialled = record.direction_kind is CallDirection.OUTBOUND
+        names = {
+            "src_name": self._caller_names.name(record.src),
+            "dst_name": self._caller_names.name(record.dst, dialled=dialled),
+        }
+        self.last_call = LastCall.from_call_record(record, received, **names)
+        self.history.add(RecentCall.from_call_record(record, received, **names))
         self._notify()
 
     @callback
-    def async_restore_count(self, counter: str, day: date, count: int) -> None:
+    def async_restore_count(self, counter: str, stored: dict[str, Any]) -> None:
         """Add a count saved before a restart, if it was saved today (once per counter)."""
         if counter in self._restored:
             return
         self._restored.add(counter)
         self._roll_over_if_new_day()
-        if day == self.day and count > 0:
+        saved = DailyCount.from_dict(stored)
+        if saved is not None and saved.day == self.day and saved.count > 0:
             # Added, not assigned: CDRs received since start-up count too.
-            self.counts[counter] += count
+            self.counts[counter] += saved.count
             self._notify()
 
     @callback
-    def async_restore_last_call(self, last_call: LastCall) -> None:
-        if self.last_call is None:
-            self.last_call = last_call
+    def async_restore_last_call(self, stored: dict[str, Any]) -> None:
+        """A CDR received since start-up is newer than the saved last call."""
+        if self.last_call is None and (saved := LastCall.from_dict(stored)) is not None:
+            self.last_call = saved
             self._notify()
 
     @callback
-    def async_restore_history(self, saved: CallHistory) -> None:
+    def async_restore_history(self, stored: dict[str, Any]) -> None:
         """Add the calls saved before a restart behind those received since start-up."""
         if "history" in self._restored:
             return
         self._restored.add("history")
-        self.history = CallHistory([*self.history, *saved])
+        self.history = CallHistory([*self.history, *CallHistory.from_list(stored.get("calls"))])
         self._notify()
 
     @callback
@@ -168,85 +120,54 @@ class CallLog:
             update_callback()
 
 
-@dataclass(frozen=True, slots=True)
-class DailyCount(ExtraStoredData):
-    """A daily counter as saved across restarts: the count and the day it belongs to."""
-
-    day: date
-    count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"day": self.day.isoformat(), "count": self.count}
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> DailyCount | None:
-        try:
-            return cls(day=date.fromisoformat(stored["day"]), count=int(stored["count"]))
-        except KeyError, TypeError, ValueError:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLastCall(ExtraStoredData):
-    """The last call as saved across restarts."""
-
-    last_call: LastCall
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "received": self.last_call.received.isoformat(),
-            "attributes": self.last_call.attributes,
-        }
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> LastCall | None:
-        try:
-            received = dt_util.parse_datetime(stored["received"])
-            attributes = dict(stored["attributes"])
-        except KeyError, TypeError, ValueError:
-            return None
-        if received is None:
-            return None
-        return LastCall(received=received, attributes=attributes)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecentCalls(ExtraStoredData):
-    """The recent calls as saved across restarts (what the attribute shows: no DTMF)."""
-
-    history: CallHistory
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.history.as_list()}
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> CallHistory:
-        return CallHistory.from_list(stored.get("calls"))
-
-
 # --- the sensors that show it (sensor platform) ---------------------------------------
 
 
-CALL_COUNTERS: tuple[SensorEntityDescription, ...] = (
-    SensorEntityDescription(
-        key="calls_today",
-        translation_key="calls_today",
+@dataclass(frozen=True, kw_only=True)
+class CallLogSensorDescription(SensorEntityDescription):
+    """What a call log sensor shows, what it saves across restarts and how it restores it."""
+
+    value_fn: Callable[[CallLog], StateType | datetime]
+    attributes_fn: Callable[[CallLog], dict[str, Any] | None] = lambda log: None
+    save_fn: Callable[[CallLog], dict[str, Any] | None]
+    restore_fn: Callable[[CallLog, dict[str, Any]], None]
+
+
+def _counter(key: str) -> CallLogSensorDescription:
+    return CallLogSensorDescription(
+        key=key,
+        translation_key=key,
         state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda log: log.counts[key],
+        save_fn=lambda log: DailyCount(log.day, log.counts[key]).as_dict(),
+        restore_fn=lambda log, stored: log.async_restore_count(key, stored),
+    )
+
+
+def _recent_calls(log: CallLog) -> dict[str, Any]:
+    return {"calls": log.history.as_list()}
+
+
+CALL_LOG_SENSORS: tuple[CallLogSensorDescription, ...] = (
+    *map(_counter, CallLog.COUNTERS),
+    CallLogSensorDescription(
+        key="last_call",
+        translation_key="last_call",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda log: log.last_call.received if log.last_call is not None else None,
+        attributes_fn=lambda log: log.last_call.attributes if log.last_call is not None else None,
+        save_fn=lambda log: log.last_call.as_dict() if log.last_call is not None else None,
+        restore_fn=CallLog.async_restore_last_call,
     ),
-    SensorEntityDescription(
-        key="missed_calls_today",
-        translation_key="missed_calls_today",
-        state_class=SensorStateClass.TOTAL_INCREASING,
+    CallLogSensorDescription(
+        key="recent_calls",
+        translation_key="recent_calls",
+        value_fn=lambda log: len(log.history),
+        attributes_fn=_recent_calls,
+        save_fn=_recent_calls,
+        restore_fn=CallLog.async_restore_history,
     ),
 )
-
-LAST_CALL = SensorEntityDescription(
-    key="last_call",
-    translation_key="last_call",
-    device_class=SensorDeviceClass.TIMESTAMP,
-)
-
-RECENT_CALLS = SensorEntityDescription(key="recent_calls", translation_key="recent_calls")
 
 
 class CallLogSensor(SensorEntity, RestoreEntity):
@@ -256,80 +177,33 @@ class CallLogSensor(SensorEntity, RestoreEntity):
     true, and CDRs the broker kept for us arrive when the connection returns.
     """
 
+    entity_description: CallLogSensorDescription
     _attr_has_entity_name = True
     _attr_should_poll = False
+    # The recent calls change with every call and the recorder would store all of them each time.
+    _unrecorded_attributes = frozenset({"calls"})
 
-    def __init__(self, runtime: SmartPbxData, description: SensorEntityDescription) -> None:
+    def __init__(self, runtime: SmartPbxData, description: CallLogSensorDescription) -> None:
         self.entity_description = description
-        self.call_log: CallLog = runtime.call_log
+        self.call_log = runtime.call_log
         self._attr_unique_id = f"{runtime.serial}_{description.key}"
         self._attr_device_info = pbx_device_info(runtime.system.data.device_info)
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
         if (stored := await self.async_get_last_extra_data()) is not None:
-            self._restore(stored.as_dict())
+            self.entity_description.restore_fn(self.call_log, stored.as_dict())
         self.async_on_remove(self.call_log.async_add_listener(self.async_write_ha_state))
 
-    def _restore(self, stored: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-
-class CallCounterSensor(CallLogSensor):
-    """Calls (or missed calls) today; zero again at local midnight."""
-
     @property
-    def native_value(self) -> int:
-        return self.call_log.counts[self.entity_description.key]
-
-    @property
-    def extra_restore_state_data(self) -> DailyCount:
-        return DailyCount(day=self.call_log.day, count=self.native_value)
-
-    def _restore(self, stored: dict[str, Any]) -> None:
-        if (saved := DailyCount.from_dict(stored)) is not None:
-            self.call_log.async_restore_count(self.entity_description.key, saved.day, saved.count)
-
-
-class LastCallSensor(CallLogSensor):
-    """When the last call ended, with the fields of its CDR."""
-
-    @property
-    def native_value(self) -> datetime | None:
-        return None if self.call_log.last_call is None else self.call_log.last_call.received
+    def native_value(self) -> StateType | datetime:
+        return self.entity_description.value_fn(self.call_log)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        return None if self.call_log.last_call is None else self.call_log.last_call.attributes
+        return self.entity_description.attributes_fn(self.call_log)
 
     @property
-    def extra_restore_state_data(self) -> StoredLastCall | None:
-        if self.call_log.last_call is None:
-            return None
-        return StoredLastCall(self.call_log.last_call)
-
-    def _restore(self, stored: dict[str, Any]) -> None:
-        if (saved := StoredLastCall.from_dict(stored)) is not None:
-            self.call_log.async_restore_last_call(saved)
-
-
-class RecentCallsSensor(CallLogSensor):
-    """How many recent calls are kept; the calls themselves, newest first, as an attribute."""
-
-    # The list changes with every call and the recorder would store all of it each time.
-    _unrecorded_attributes = frozenset({"calls"})
-
-    @property
-    def native_value(self) -> int:
-        return len(self.call_log.history)
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any]:
-        return {"calls": self.call_log.history.as_list()}
-
-    @property
-    def extra_restore_state_data(self) -> StoredRecentCalls:
-        return StoredRecentCalls(self.call_log.history)
-
-    def _restore(self, stored: dict[str, Any]) -> None:
-        self.call_log.async_restore_history(StoredRecentCalls.from_dict(stored))
+    def extra_restore_state_data(self) -> RestoredExtraData | None:
+        saved = self.entity_description.save_fn(self.call_log)
+        return None if saved is None else RestoredExtraData(saved)

@@ -19,14 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .call_log import (
-    CALL_COUNTERS,
-    LAST_CALL,
-    RECENT_CALLS,
-    CallCounterSensor,
-    LastCallSensor,
-    RecentCallsSensor,
-)
+from .call_log import CALL_LOG_SENSORS, CallLogSensor
 from .const import BOOT_TIME_TOLERANCE, MAX_CALLS_IN_ATTRIBUTES
 from .coordinator import (
     ConferenceData,
@@ -407,9 +400,7 @@ async def async_setup_entry(
         [
             *(PbxSensor(data, description) for description in PBX_SENSORS),
             LastBootSensor(data),
-            *(CallCounterSensor(data, description) for description in CALL_COUNTERS),
-            LastCallSensor(data, LAST_CALL),
-            RecentCallsSensor(data, RECENT_CALLS),
+            *(CallLogSensor(data, description) for description in CALL_LOG_SENSORS),
         ]
     )
 
