@@ -29,9 +29,9 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.smartpbx.caller_names import FILE_CHECK_INTERVAL, dial_plan
+from custom_components.smartpbx.caller_names import FILE_CHECK_INTERVAL
 from custom_components.smartpbx.const import DOMAIN, EVENT_CDR, EVENT_INVITE, EVENT_IVR_DTMF
-from custom_components.smartpbx.pbx.phonebook import Phonebook, parse_phonebook_text
+from custom_components.smartpbx.pbx.phonebook import DialPlan, Phonebook, parse_phonebook_text
 from smartpbx_sim.names import EXTERNAL_CALLER_NAMES, EXTERNAL_NUMBERS
 
 from .config_flow_helpers import assert_translated
@@ -258,7 +258,7 @@ async def test_the_contacts_file_is_read_again_when_it_changes(
     await next_check(2)
     # A file that turns bad keeps the names read before, and says why.
     assert await _lookup(hass, "3331234567") == {"name": "Anna Rossi", "source": "file"}
-    assert "contacts.vcf changed but cannot be read" in caplog.text
+    assert "contacts.vcf not read, its names stay as they were" in caplog.text
 
 
 async def test_a_contacts_file_missing_at_setup_is_watched_until_it_appears(
@@ -268,7 +268,7 @@ async def test_a_contacts_file_missing_at_setup_is_watched_until_it_appears(
     own names, says why once, and the file's names come when it is back."""
     caplog.set_level(logging.WARNING)
     await smartpbx(options={**OPTIONS, "phonebook_file": "contacts.vcf"})
-    assert "Phonebook of" in caplog.text
+    assert "contacts.vcf not read" in caplog.text
     assert await _lookup(hass, "0612345678") == {"name": "Pizzeria Roma", "source": "phonebook"}
     assert await _lookup(hass, "3331234567") == {"name": None, "source": "none"}
 
@@ -285,6 +285,18 @@ async def test_a_contacts_file_missing_at_setup_is_watched_until_it_appears(
     assert await _lookup(hass, "3331234567") == {"name": "Anna Schmidt", "source": "file"}
     await next_check(3)  # unchanged: not read again, the names stay
     assert await _lookup(hass, "3331234567") == {"name": "Anna Schmidt", "source": "file"}
+
+
+async def test_bad_saved_options_are_logged_and_set_up_goes_on(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Options saved by an older version that this one reads differently: no phonebook
+    names, a warning, and the PBX's own extension names still."""
+    caplog.set_level(logging.WARNING)
+    await smartpbx(options={**OPTIONS, "phonebook": "0612345678 Pizzeria Roma"})
+    assert "Phonebook of" in caplog.text
+    assert await _lookup(hass, "0612345678") == {"name": None, "source": "none"}
+    assert await _lookup(hass, "2001") == {"name": "Lobby", "source": "extension"}
 
 
 async def test_without_a_contacts_file_the_check_reads_nothing(
@@ -451,7 +463,7 @@ async def test_diagnostics_redact_the_phonebook(
 
 def test_the_demo_phonebook_names_every_outside_caller_of_the_simulator() -> None:
     """The demo (demo/bootstrap.py: ensure_phonebook) uses Italy's plan and these names."""
-    plan = dial_plan({"country_code": "39", "trunk_prefix": "", "international_prefix": "00"})
+    plan = DialPlan(country_code="39", trunk_prefix="", international_prefix="00")
     text = "\n".join(f"{number} = {name}" for number, name in EXTERNAL_CALLER_NAMES.items())
     book = Phonebook(plan, parse_phonebook_text(text, plan))
     assert {book.lookup(number).name for number in EXTERNAL_NUMBERS} == set(
