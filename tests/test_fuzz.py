@@ -198,7 +198,9 @@ async def test_fuzzed_messages_never_raise_nor_corrupt_entities(
     warnings = [r for r in ours if r.levelno == logging.WARNING]
     assert len(warnings) <= len(KINDS) + 1 + int(took // 60) * (len(KINDS) + 1), warnings
     assert data.client.stats.malformed_dropped > delivered // 10
-    assert data.client.pending_count == 0
+    # No request stranded by fuzzed replies. A poll may be in flight when the fuzzing ends
+    # (a loaded machine makes it last past a poll interval): the simulator answers it.
+    await eventually(lambda: data.client.pending_count == 0)
     # Still in working order.
     response = await hass.services.async_call(
         DOMAIN, "get_queue_status", {"queue": "6666"}, blocking=True, return_response=True
