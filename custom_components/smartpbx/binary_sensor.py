@@ -19,7 +19,7 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
 from .entity import (
     ExtensionEntity,
     PbxEntity,
-    SubjectEntity,
+    SmartPbxEntity,
     TrunkEntity,
     async_add_subject_entities,
 )
@@ -29,6 +29,7 @@ PARALLEL_UPDATES = 0
 
 # Busy is Asterisk's "in use and at its call limit": on a call too. Ringing is not yet.
 ON_CALL_STATES = frozenset({ExtensionState.IN_USE, ExtensionState.BUSY, ExtensionState.ON_HOLD})
+
 
 PBX_CONNECTIVITY = BinarySensorEntityDescription(
     key="connectivity",
@@ -58,14 +59,12 @@ class PbxConnectivitySensor(PbxEntity[SmartPbxCoordinator[Any]], BinarySensorEnt
 
 @dataclass(frozen=True, kw_only=True)
 class SubjectBinarySensorEntityDescription[SubjectT](BinarySensorEntityDescription):
-    """A binary sensor of an extension or trunk device (its subject)."""
+    """A binary sensor of an extension or trunk (its subject): on by ``is_on_fn``."""
 
     is_on_fn: Callable[[SubjectT], bool | None]
 
 
-class SubjectBinarySensor[SubjectT](SubjectEntity[Any, SubjectT], BinarySensorEntity):
-    """On or off by the description's function of the subject."""
-
+class SubjectBinarySensor[SubjectT](SmartPbxEntity[Any, SubjectT], BinarySensorEntity):
     entity_description: SubjectBinarySensorEntityDescription[SubjectT]
 
     @property
@@ -75,38 +74,32 @@ class SubjectBinarySensor[SubjectT](SubjectEntity[Any, SubjectT], BinarySensorEn
         return self.entity_description.is_on_fn(subject)
 
 
-EXTENSION_BINARY_SENSORS: tuple[SubjectBinarySensorEntityDescription[Extension], ...] = (
-    SubjectBinarySensorEntityDescription(
-        key="on_call",
-        translation_key="on_call",
-        is_on_fn=lambda extension: (
-            None if extension.state is ExtensionState.UNKNOWN else extension.state in ON_CALL_STATES
-        ),
-    ),
-)
-
-
 class ExtensionBinarySensor(
     ExtensionEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Extension]
 ):
-    """A binary sensor of an extension, updated by its status events."""
-
-
-TRUNK_BINARY_SENSORS: tuple[SubjectBinarySensorEntityDescription[Trunk], ...] = (
-    SubjectBinarySensorEntityDescription(
-        key="connectivity",
-        device_class=BinarySensorDeviceClass.CONNECTIVITY,
-        is_on_fn=lambda trunk: (
-            None
-            if trunk.state is TrunkState.UNKNOWN
-            else trunk.state not in (TrunkState.DISCONNECTED, TrunkState.UNAVAILABLE)
-        ),
-    ),
-)
+    pass
 
 
 class TrunkBinarySensor(TrunkEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Trunk]):
-    """A binary sensor of a trunk."""
+    pass
+
+
+ON_CALL = SubjectBinarySensorEntityDescription[Extension](
+    key="on_call",
+    translation_key="on_call",
+    is_on_fn=lambda extension: (
+        None if extension.state is ExtensionState.UNKNOWN else extension.state in ON_CALL_STATES
+    ),
+)
+TRUNK_CONNECTIVITY = SubjectBinarySensorEntityDescription[Trunk](
+    key="connectivity",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    is_on_fn=lambda trunk: (
+        None
+        if trunk.state is TrunkState.UNKNOWN
+        else trunk.state not in (TrunkState.DISCONNECTED, TrunkState.UNAVAILABLE)
+    ),
+)
 
 
 async def async_setup_entry(
@@ -117,16 +110,9 @@ async def async_setup_entry(
     """Add the PBX's connectivity sensor and those of each extension and trunk."""
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data)])
-
     async_add_subject_entities(
         entry,
         async_add_entities,
-        extensions=lambda extension: [
-            ExtensionBinarySensor(data.system, data, description, extension)
-            for description in EXTENSION_BINARY_SENSORS
-        ],
-        trunks=lambda trunk: [
-            TrunkBinarySensor(data.system, data, description, trunk)
-            for description in TRUNK_BINARY_SENSORS
-        ],
+        extensions=lambda extension: [ExtensionBinarySensor(data.system, data, ON_CALL, extension)],
+        trunks=lambda trunk: [TrunkBinarySensor(data.system, data, TRUNK_CONNECTIVITY, trunk)],
     )

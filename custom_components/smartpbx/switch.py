@@ -6,23 +6,18 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import DOMAIN
 from .coordinator import QueueData, SmartPbxConfigEntry, SmartPbxData
-from .entity import (
-    ListedEntity,
-    async_add_entities_for_new_keys,
-    async_remove_entities_of_vanished_keys,
-)
+from .entity import ListedEntity, async_add_entities_for_new_keys
 from .pbx.models import QueueMember
 from .translated_errors import async_pbx_call
 
 PARALLEL_UPDATES = 1
 
 MEMBER_PAUSED = SwitchEntityDescription(key="paused", translation_key="member_paused")
-
-type MemberKey = tuple[str, str]
-"""(queue number, agent number)."""
 
 
 def _member_unique_part(queue: str, agent: str) -> str:
@@ -33,13 +28,8 @@ class QueueMemberPausedSwitch(ListedEntity[QueueData], SwitchEntity):
     """On while a queue member (agent) is paused: the queue does not ring them."""
 
     def __init__(self, runtime: SmartPbxData, queue: str, agent: str) -> None:
-        super().__init__(
-            runtime.queues,
-            runtime,
-            MEMBER_PAUSED,
-            queue,
-            unique_part=_member_unique_part(queue, agent),
-        )
+        unique_part = _member_unique_part(queue, agent)
+        super().__init__(runtime.queues, runtime, MEMBER_PAUSED, queue, unique_part=unique_part)
         self.agent = agent
         self._attr_translation_placeholders = {"agent": agent}
 
@@ -77,11 +67,11 @@ async def async_setup_entry(
 ) -> None:
     """Add a paused switch for every member of every queue, as members come and go."""
     data = entry.runtime_data
-    # Members of a queue whose status the PBX refused this time are kept, so a passing
-    # refusal does not delete (and lose the customisation of) their switches.
+    # The members of a queue whose status the PBX refused this time are kept: a passing
+    # refusal must not delete (and lose the customisation of) their switches.
     last_members: dict[str, set[str]] = {}
 
-    def current_members() -> set[MemberKey]:
+    def current_members() -> set[tuple[str, str]]:
         for number, queue in data.queues.data.items():
             if queue.status is not None:
                 last_members[number] = {member.agent for member in queue.status.members}
@@ -89,20 +79,20 @@ async def async_setup_entry(
             del last_members[number]
         return {(number, agent) for number, agents in last_members.items() for agent in agents}
 
-    def member_switches(key: MemberKey) -> list[QueueMemberPausedSwitch]:
-        return [QueueMemberPausedSwitch(data, *key)]
-
     @callback
-    def remove_switches(vanished: set[MemberKey]) -> None:
-        async_remove_entities_of_vanished_keys(
-            hass,
-            (
-                f"{data.serial}_{_member_unique_part(queue, agent)}_{MEMBER_PAUSED.key}"
-                for queue, agent in vanished
-            ),
-            "switch",
-        )
+    def remove_switches(vanished: set[tuple[str, str]]) -> None:
+        # Their queue's device stays, so they do not go with it.
+        registry = er.async_get(hass)
+        for queue, agent in vanished:
+            unique_id = f"{data.serial}_{_member_unique_part(queue, agent)}_{MEMBER_PAUSED.key}"
+            if entity_id := registry.async_get_entity_id("switch", DOMAIN, unique_id):
+                registry.async_remove(entity_id)
 
     async_add_entities_for_new_keys(
-        entry, data.queues, current_members, member_switches, async_add_entities, remove_switches
+        entry,
+        data.queues,
+        current_members,
+        lambda key: [QueueMemberPausedSwitch(data, *key)],
+        async_add_entities,
+        remove_switches,
     )
