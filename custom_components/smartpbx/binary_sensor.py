@@ -31,41 +31,13 @@ PARALLEL_UPDATES = 0
 ON_CALL_STATES = frozenset({ExtensionState.IN_USE, ExtensionState.BUSY, ExtensionState.ON_HOLD})
 
 
-PBX_CONNECTIVITY = BinarySensorEntityDescription(
-    key="connectivity",
-    device_class=BinarySensorDeviceClass.CONNECTIVITY,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-
-
-class PbxConnectivitySensor(PbxEntity[SmartPbxCoordinator[Any]], BinarySensorEntity):
-    """Whether the PBX answers over MQTT; itself always available, to show the outage."""
-
-    def __init__(self, runtime: SmartPbxData) -> None:
-        super().__init__(runtime.system, runtime, PBX_CONNECTIVITY)
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    @property
-    def is_on(self) -> bool:
-        return (
-            self.runtime.connected
-            and self.runtime.pbx_online
-            and self.coordinator.last_update_success
-        )
-
-
 @dataclass(frozen=True, kw_only=True)
-class SubjectBinarySensorEntityDescription[SubjectT](BinarySensorEntityDescription):
-    """A binary sensor of an extension or trunk (its subject): on by ``is_on_fn``."""
-
+class SmartPbxBinarySensorEntityDescription[SubjectT](BinarySensorEntityDescription):
     is_on_fn: Callable[[SubjectT], bool | None]
 
 
-class SubjectBinarySensor[SubjectT](SmartPbxEntity[Any, SubjectT], BinarySensorEntity):
-    entity_description: SubjectBinarySensorEntityDescription[SubjectT]
+class SmartPbxBinarySensor[SubjectT](SmartPbxEntity[Any, SubjectT], BinarySensorEntity):
+    entity_description: SmartPbxBinarySensorEntityDescription[SubjectT]
 
     @property
     def is_on(self) -> bool | None:
@@ -74,24 +46,40 @@ class SubjectBinarySensor[SubjectT](SmartPbxEntity[Any, SubjectT], BinarySensorE
         return self.entity_description.is_on_fn(subject)
 
 
+class PbxConnectivitySensor(
+    PbxEntity[SmartPbxCoordinator[Any]], SmartPbxBinarySensor[SmartPbxData]
+):
+    """Whether the PBX answers over MQTT; itself always available, to show the outage."""
+
+    @property
+    def available(self) -> bool:
+        return True
+
+
 class ExtensionBinarySensor(
-    ExtensionEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Extension]
+    ExtensionEntity[SmartPbxCoordinator[Any]], SmartPbxBinarySensor[Extension]
 ):
     pass
 
 
-class TrunkBinarySensor(TrunkEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Trunk]):
+class TrunkBinarySensor(TrunkEntity, SmartPbxBinarySensor[Trunk]):
     pass
 
 
-ON_CALL = SubjectBinarySensorEntityDescription[Extension](
+PBX_CONNECTIVITY = SmartPbxBinarySensorEntityDescription[SmartPbxData](
+    key="connectivity",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    is_on_fn=lambda data: data.connected and data.pbx_online and data.system.last_update_success,
+)
+ON_CALL = SmartPbxBinarySensorEntityDescription[Extension](
     key="on_call",
     translation_key="on_call",
     is_on_fn=lambda extension: (
         None if extension.state is ExtensionState.UNKNOWN else extension.state in ON_CALL_STATES
     ),
 )
-TRUNK_CONNECTIVITY = SubjectBinarySensorEntityDescription[Trunk](
+TRUNK_CONNECTIVITY = SmartPbxBinarySensorEntityDescription[Trunk](
     key="connectivity",
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
     is_on_fn=lambda trunk: (
@@ -109,10 +97,10 @@ async def async_setup_entry(
 ) -> None:
     """Add the PBX's connectivity sensor and those of each extension and trunk."""
     data = entry.runtime_data
-    async_add_entities([PbxConnectivitySensor(data)])
+    async_add_entities([PbxConnectivitySensor(data.system, data, PBX_CONNECTIVITY)])
     async_add_subject_entities(
         entry,
         async_add_entities,
         extensions=lambda extension: [ExtensionBinarySensor(data.system, data, ON_CALL, extension)],
-        trunks=lambda trunk: [TrunkBinarySensor(data.system, data, TRUNK_CONNECTIVITY, trunk)],
+        trunks=lambda trunk: [TrunkBinarySensor(data, TRUNK_CONNECTIVITY, trunk)],
     )

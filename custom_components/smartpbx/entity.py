@@ -23,6 +23,7 @@ from .coordinator import (
     SmartPbxConfigEntry,
     SmartPbxCoordinator,
     SmartPbxData,
+    SmartPbxSystemCoordinator,
 )
 from .identifiers import (
     conference_identifier,
@@ -105,30 +106,29 @@ def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
 
 def device_still_present(data: SmartPbxData, device: dr.DeviceEntry) -> bool:
     """Whether the PBX still lists what ``device`` stands for (or it is the PBX itself)."""
-    if pbx_identifier(data.serial) in device.identifiers:
-        return True
-    return not device.identifiers.isdisjoint(_child_devices(data))
+    listed = {pbx_identifier(data.serial), *_child_devices(data)}
+    return not device.identifiers.isdisjoint(listed)
 
 
 class DeviceSync:
-    """Keeps the device registry in step with what the PBX lists.
+    """Keeps the device registry in step with what the PBX lists; never creates devices.
 
-    After each update of a coordinator it renames the devices of what it lists whose name
-    changed, keeps the PBX's firmware current and removes the devices it no longer lists
-    (with their entities), but only once two updates in a row miss one: a PBX reloading
-    its configuration lists nothing for a moment, and a removal costs the user the names,
-    areas and history settings of every entity. Entities create devices; this never does.
+    After each update of a coordinator: renames what it lists, keeps the PBX's firmware
+    current and removes (with their entities) the devices two updates in a row missed: a
+    PBX reloading its configuration lists nothing for a moment, and a removal costs the
+    user the names, areas and history settings of every entity.
     """
 
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
         self._hass = hass
         self._entry = entry
         data = entry.runtime_data
+        serial = data.serial
         # The identifier prefixes of the devices each coordinator lists (identifiers.py).
         self._prefixes: dict[SmartPbxCoordinator[Any], tuple[str, ...]] = {
-            data.system: (f"{data.serial}_extension_", f"{data.serial}_trunk_"),
-            data.queues: (f"{data.serial}_queue_",),
-            data.conferences: (f"{data.serial}_conference_",),
+            data.system: (f"{serial}_extension_", f"{serial}_trunk_"),
+            data.queues: (f"{serial}_queue_",),
+            data.conferences: (f"{serial}_conference_",),
         }
         self._missing: dict[SmartPbxCoordinator[Any], set[str]] = {}
 
@@ -214,12 +214,8 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](
             self.runtime.connected
             and self.runtime.pbx_online
             and super().available
-            and self._present
+            and self.subject is not None
         )
-
-    @property
-    def _present(self) -> bool:
-        return self.subject is not None
 
 
 class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT, SmartPbxData]):
@@ -299,18 +295,12 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
             )
 
 
-class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT, Trunk]):
-    def __init__(
-        self,
-        coordinator: CoordinatorT,
-        runtime: SmartPbxData,
-        description: EntityDescription,
-        trunk: Trunk,
-    ) -> None:
+class TrunkEntity(SmartPbxEntity[SmartPbxSystemCoordinator, Trunk]):
+    def __init__(self, runtime: SmartPbxData, description: EntityDescription, trunk: Trunk) -> None:
         device_info = trunk_device_info(runtime, trunk)
         unique_part = f"trunk_{trunk.name}"
         super().__init__(
-            coordinator, runtime, description, device_info=device_info, unique_part=unique_part
+            runtime.system, runtime, description, device_info=device_info, unique_part=unique_part
         )
         self.trunk_name = trunk.name
 
@@ -328,8 +318,6 @@ class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]], 
         runtime: SmartPbxData,
         description: EntityDescription,
         number: str,
-        *,
-        unique_part: str | None = None,
     ) -> None:
         kind = "queue" if coordinator is runtime.queues else "conference"
         device_info = queue_device_info if kind == "queue" else conference_device_info
@@ -338,7 +326,7 @@ class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]], 
             runtime,
             description,
             device_info=device_info(runtime, number),
-            unique_part=unique_part or f"{kind}_{number}",
+            unique_part=f"{kind}_{number}",
         )
         self.number = number
 

@@ -119,7 +119,7 @@ class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[
         self._follows_status_events = coordinator is runtime.system
 
 
-class TrunkSensor(TrunkEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[Trunk]):
+class TrunkSensor(TrunkEntity, SmartPbxSensor[Trunk]):
     pass
 
 
@@ -359,7 +359,7 @@ async def async_setup_entry(
             ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS
         ],
         trunks=lambda trunk: [
-            TrunkSensor(data.system, data, description, trunk)
+            TrunkSensor(data, description, trunk)
             for description in TRUNK_SENSORS
             if description.supported_fn(trunk)
         ],

@@ -10,8 +10,8 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .coordinator import QueueData, SmartPbxConfigEntry, SmartPbxData
-from .entity import ListedEntity, async_add_entities_for_new_keys
+from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxQueueCoordinator
+from .entity import SmartPbxEntity, async_add_entities_for_new_keys, queue_device_info
 from .pbx.models import QueueMember
 from .translated_errors import async_pbx_call
 
@@ -24,29 +24,31 @@ def _member_unique_part(queue: str, agent: str) -> str:
     return f"queue_{queue}_member_{agent}"
 
 
-class QueueMemberPausedSwitch(ListedEntity[QueueData], SwitchEntity):
+class QueueMemberPausedSwitch(SmartPbxEntity[SmartPbxQueueCoordinator, QueueMember], SwitchEntity):
     """On while a queue member (agent) is paused: the queue does not ring them."""
 
     def __init__(self, runtime: SmartPbxData, queue: str, agent: str) -> None:
-        unique_part = _member_unique_part(queue, agent)
-        super().__init__(runtime.queues, runtime, MEMBER_PAUSED, queue, unique_part=unique_part)
+        super().__init__(
+            runtime.queues,
+            runtime,
+            MEMBER_PAUSED,
+            device_info=queue_device_info(runtime, queue),
+            unique_part=_member_unique_part(queue, agent),
+        )
+        self.queue = queue
         self.agent = agent
         self._attr_translation_placeholders = {"agent": agent}
 
     @property
-    def member(self) -> QueueMember | None:
-        queue = self.subject
+    def subject(self) -> QueueMember | None:
+        queue = self.coordinator.data.get(self.queue)
         if queue is None or queue.status is None:
             return None
         return next((m for m in queue.status.members if m.agent == self.agent), None)
 
     @property
-    def _present(self) -> bool:
-        return self.member is not None
-
-    @property
     def is_on(self) -> bool | None:
-        return None if (member := self.member) is None else member.paused
+        return None if (member := self.subject) is None else member.paused
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         await self._async_set_paused(True)
@@ -55,9 +57,9 @@ class QueueMemberPausedSwitch(ListedEntity[QueueData], SwitchEntity):
         await self._async_set_paused(False)
 
     async def _async_set_paused(self, paused: bool) -> None:
-        await async_pbx_call(self.runtime.client.queue_pause(self.number, self.agent, paused))
+        await async_pbx_call(self.runtime.client.queue_pause(self.queue, self.agent, paused))
         # Read the state back from the PBX rather than assume it.
-        await self.runtime.queues.async_refresh_one(self.number)
+        await self.runtime.queues.async_refresh_one(self.queue)
 
 
 async def async_setup_entry(
