@@ -198,24 +198,33 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](
         self._attr_unique_id = "_".join(part for part in parts if part)
 
     @property
-    def subject(self) -> SubjectT | None:
-        raise NotImplementedError
-
-    @property
     def available(self) -> bool:
         """The one availability rule of the integration.
 
-        Available while the MQTT transport is connected, the PBX has not said "offline" on
-        its status topic since (field firmware's MQTT will: the broker knows before a poll
-        could), its coordinator's last poll succeeded and the PBX still lists its subject.
-        The connection listener, the status topic and every poll notify the entities.
+        An entity is available while the MQTT transport is connected, the PBX has not
+        said "offline" on its status topic since (field firmware: its MQTT will, so the
+        broker's word that the PBX is gone, before any poll could tell), its coordinator's
+        last poll succeeded (a failed poll raises UpdateFailed; Home Assistant logs the
+        failure and the recovery once each) and the PBX still lists its subject. The
+        connection listener, the status topic and every poll notify the entities; the
+        repair issue for a PBX that stays silent follows the system coordinator
+        (``__init__.py``).
         """
         return (
             self.runtime.connected
             and self.runtime.pbx_online
             and super().available
-            and self.subject is not None
+            and self._present
         )
+
+    @property
+    def _present(self) -> bool:
+        """Whether the PBX still lists this entity's subject."""
+        return self.subject is not None
+
+    @property
+    def subject(self) -> SubjectT | None:
+        raise NotImplementedError
 
 
 class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT, SmartPbxData]):

@@ -91,11 +91,6 @@ class SmartPbxSensor[SubjectT](SmartPbxEntity[Any, SubjectT], SensorEntity):
 
 
 class PbxSensor(PbxEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[SmartPbxData]):
-    def __init__(
-        self, runtime: SmartPbxData, description: SmartPbxSensorEntityDescription[SmartPbxData]
-    ) -> None:
-        super().__init__(description.coordinator_fn(runtime), runtime, description)
-
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
         if self.entity_description.follows_extension_events:
@@ -209,10 +204,13 @@ def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
 # Home Assistant reserves "unavailable" and "unknown" for the entity itself: a phone the
 # PBX reports as Unavailable is "offline" here (shown as "Unavailable"), and a state the
 # library does not know becomes HA's own unknown, with the PBX's text in an attribute.
+OFFLINE = "offline"
+
+
 def _enum_state(state: ExtensionState | TrunkState) -> str | None:
     if state.value == "unknown":
         return None
-    return "offline" if state.value == "unavailable" else state.value
+    return OFFLINE if state.value == "unavailable" else state.value
 
 
 def _enum_options(states: type[ExtensionState] | type[TrunkState]) -> list[str]:
@@ -345,7 +343,7 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities(
         [
-            *(PbxSensor(data, description) for description in PBX_SENSORS),
+            *(PbxSensor(d.coordinator_fn(data), data, d) for d in PBX_SENSORS),
             LastBootSensor(data),
             *(CallCounterSensor(data, description) for description in CALL_COUNTERS),
             LastCallSensor(data, LAST_CALL),
