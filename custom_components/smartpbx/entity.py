@@ -146,7 +146,7 @@ class DeviceSync:
         registry = dr.async_get(self._hass)
         children = _child_devices(data)
         prefixes = self._prefixes[coordinator]
-        missing: set[str] = set()
+        gone: set[str] = set()
         for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
             if coordinator is data.system and pbx_identifier(data.serial) in device.identifiers:
                 pbx = pbx_device_info(data.system.data.device_info)
@@ -159,14 +159,14 @@ class DeviceSync:
                 for domain, identifier in device.identifiers
             ):
                 info = next((children[i] for i in device.identifiers if i in children), None)
-                if info is not None:
-                    if device.name != info.get("name"):
-                        registry.async_update_device(device.id, name=info.get("name"))
-                elif device.id in self._missing.get(coordinator, ()):
-                    registry.async_remove_device(device.id)
-                else:
-                    missing.add(device.id)
-        self._missing[coordinator] = missing
+                if info is None:
+                    gone.add(device.id)
+                elif device.name != info.get("name"):
+                    registry.async_update_device(device.id, name=info.get("name"))
+        missing = self._missing.get(coordinator, set())
+        for device_id in gone & missing:
+            registry.async_remove_device(device_id)
+        self._missing[coordinator] = gone - missing
 
 
 class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](
