@@ -19,7 +19,7 @@ from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
 from .entity import (
     ExtensionEntity,
     PbxEntity,
-    SubjectEntity,
+    SmartPbxEntity,
     TrunkEntity,
     async_add_subject_entities,
 )
@@ -30,43 +30,14 @@ PARALLEL_UPDATES = 0
 # Busy is Asterisk's "in use and at its call limit": on a call too. Ringing is not yet.
 ON_CALL_STATES = frozenset({ExtensionState.IN_USE, ExtensionState.BUSY, ExtensionState.ON_HOLD})
 
-PBX_CONNECTIVITY = BinarySensorEntityDescription(
-    key="connectivity",
-    device_class=BinarySensorDeviceClass.CONNECTIVITY,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-
-
-class PbxConnectivitySensor(PbxEntity[SmartPbxCoordinator[Any]], BinarySensorEntity):
-    """Whether the PBX answers over MQTT; itself always available, to show the outage."""
-
-    def __init__(self, runtime: SmartPbxData) -> None:
-        super().__init__(runtime.system, runtime, PBX_CONNECTIVITY)
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    @property
-    def is_on(self) -> bool:
-        return (
-            self.runtime.connected
-            and self.runtime.pbx_online
-            and self.coordinator.last_update_success
-        )
-
 
 @dataclass(frozen=True, kw_only=True)
-class SubjectBinarySensorEntityDescription[SubjectT](BinarySensorEntityDescription):
-    """A binary sensor of an extension or trunk device (its subject)."""
-
+class SmartPbxBinarySensorEntityDescription[SubjectT](BinarySensorEntityDescription):
     is_on_fn: Callable[[SubjectT], bool | None]
 
 
-class SubjectBinarySensor[SubjectT](SubjectEntity[Any, SubjectT], BinarySensorEntity):
-    """On or off by the description's function of the subject."""
-
-    entity_description: SubjectBinarySensorEntityDescription[SubjectT]
+class SmartPbxBinarySensor[SubjectT](SmartPbxEntity[Any, SubjectT], BinarySensorEntity):
+    entity_description: SmartPbxBinarySensorEntityDescription[SubjectT]
 
     @property
     def is_on(self) -> bool | None:
@@ -75,38 +46,48 @@ class SubjectBinarySensor[SubjectT](SubjectEntity[Any, SubjectT], BinarySensorEn
         return self.entity_description.is_on_fn(subject)
 
 
-EXTENSION_BINARY_SENSORS: tuple[SubjectBinarySensorEntityDescription[Extension], ...] = (
-    SubjectBinarySensorEntityDescription(
-        key="on_call",
-        translation_key="on_call",
-        is_on_fn=lambda extension: (
-            None if extension.state is ExtensionState.UNKNOWN else extension.state in ON_CALL_STATES
-        ),
-    ),
-)
+class PbxConnectivitySensor(
+    PbxEntity[SmartPbxCoordinator[Any]], SmartPbxBinarySensor[SmartPbxData]
+):
+    """Whether the PBX answers over MQTT; itself always available, to show the outage."""
+
+    @property
+    def available(self) -> bool:
+        return True
 
 
 class ExtensionBinarySensor(
-    ExtensionEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Extension]
+    ExtensionEntity[SmartPbxCoordinator[Any]], SmartPbxBinarySensor[Extension]
 ):
-    """A binary sensor of an extension, updated by its status events."""
+    pass
 
 
-TRUNK_BINARY_SENSORS: tuple[SubjectBinarySensorEntityDescription[Trunk], ...] = (
-    SubjectBinarySensorEntityDescription(
-        key="connectivity",
-        device_class=BinarySensorDeviceClass.CONNECTIVITY,
-        is_on_fn=lambda trunk: (
-            None
-            if trunk.state is TrunkState.UNKNOWN
-            else trunk.state not in (TrunkState.DISCONNECTED, TrunkState.UNAVAILABLE)
-        ),
+class TrunkBinarySensor(TrunkEntity, SmartPbxBinarySensor[Trunk]):
+    pass
+
+
+PBX_CONNECTIVITY = SmartPbxBinarySensorEntityDescription[SmartPbxData](
+    key="connectivity",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    is_on_fn=lambda data: data.connected and data.pbx_online and data.system.last_update_success,
+)
+ON_CALL = SmartPbxBinarySensorEntityDescription[Extension](
+    key="on_call",
+    translation_key="on_call",
+    is_on_fn=lambda extension: (
+        None if extension.state is ExtensionState.UNKNOWN else extension.state in ON_CALL_STATES
     ),
 )
-
-
-class TrunkBinarySensor(TrunkEntity[SmartPbxCoordinator[Any]], SubjectBinarySensor[Trunk]):
-    """A binary sensor of a trunk."""
+TRUNK_CONNECTIVITY = SmartPbxBinarySensorEntityDescription[Trunk](
+    key="connectivity",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    is_on_fn=lambda trunk: (
+        None
+        if trunk.state is TrunkState.UNKNOWN
+        else trunk.state not in (TrunkState.DISCONNECTED, TrunkState.UNAVAILABLE)
+    ),
+)
 
 
 async def async_setup_entry(
@@ -116,17 +97,10 @@ async def async_setup_entry(
 ) -> None:
     """Add the PBX's connectivity sensor and those of each extension and trunk."""
     data = entry.runtime_data
-    async_add_entities([PbxConnectivitySensor(data)])
-
+    async_add_entities([PbxConnectivitySensor(data.system, data, PBX_CONNECTIVITY)])
     async_add_subject_entities(
         entry,
         async_add_entities,
-        extensions=lambda extension: [
-            ExtensionBinarySensor(data.system, data, description, extension)
-            for description in EXTENSION_BINARY_SENSORS
-        ],
-        trunks=lambda trunk: [
-            TrunkBinarySensor(data.system, data, description, trunk)
-            for description in TRUNK_BINARY_SENSORS
-        ],
+        extensions=lambda extension: [ExtensionBinarySensor(data.system, data, ON_CALL, extension)],
+        trunks=lambda trunk: [TrunkBinarySensor(data, TRUNK_CONNECTIVITY, trunk)],
     )

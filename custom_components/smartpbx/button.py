@@ -26,13 +26,6 @@ HANG_UP = ButtonEntityDescription(
 )
 
 
-def _refused_by_pbx(err: HomeAssistantError) -> bool:
-    """Whether the PBX answered with a refusal (Failed, or remembered as unsupported)."""
-    return isinstance(err.__cause__, PbxCommandFailedError) or (
-        err.translation_key == "command_unsupported"
-    )
-
-
 class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
     """End the call(s) this extension is on."""
 
@@ -42,9 +35,8 @@ class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
         """Hang up the extension's own channel (extcallinfo), else its live calls.
 
         ``extcallinfo`` names exactly this extension's channel, so the other calls of a
-        party it talks to are left alone. When the PBX refuses it (firmware without it
-        answers "unknown cmd", remembered until a reload; field firmware may refuse it for
-        an extension in no call) the live calls the extension takes part in decide.
+        party it talks to are left alone. Firmware without it (remembered until a reload)
+        and field firmware for an extension in no call refuse it: the live calls decide.
         """
         client = self.runtime.client
         own: ExtensionCall | None = None
@@ -55,7 +47,9 @@ class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
                 lambda: client.extension_call(self.number),
             )
         except HomeAssistantError as err:
-            if not _refused_by_pbx(err):
+            # Anything but the PBX's refusal (Failed, or remembered as unsupported) stands.
+            refused = isinstance(err.__cause__, PbxCommandFailedError)
+            if not refused and err.translation_key != "command_unsupported":
                 raise
         if own is not None and own.channel is not None:
             await async_pbx_call(client.hangup(channel=own.channel))
@@ -65,17 +59,14 @@ class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
         calls = await async_pbx_call(client.live_calls())
         mine = calls_of_extension(calls, self.number)
         if not mine:
-            raise self._no_active_call()
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="no_active_call",
+                translation_placeholders={"extension": self.number},
+            )
         for call in mine:
             await async_pbx_call(client.hangup(call.callid))
         self.runtime.live_calls.async_schedule_refresh()
-
-    def _no_active_call(self) -> HomeAssistantError:
-        return HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="no_active_call",
-            translation_placeholders={"extension": self.number},
-        )
 
 
 async def async_setup_entry(

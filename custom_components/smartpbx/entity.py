@@ -1,9 +1,7 @@
-"""Base entities and devices of the Smart PBX integration.
+"""Devices, base entities and entity adding of the Smart PBX integration.
 
-Devices: the PBX, and via it one device per extension, trunk, queue and conference. All
-identifiers derive from the PBX serial (see identifiers.py). Entities of a child device
-are available only while their data is fresh and the child is still listed (see
-``SmartPbxEntity.available``).
+The PBX is a device, and via it each extension, trunk, queue and conference; identifiers
+derive from the PBX serial (identifiers.py).
 """
 
 from __future__ import annotations
@@ -13,13 +11,20 @@ from functools import partial
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, SmartPbxData
+from .coordinator import (
+    ConferenceData,
+    QueueData,
+    SmartPbxConfigEntry,
+    SmartPbxCoordinator,
+    SmartPbxData,
+    SmartPbxSystemCoordinator,
+)
 from .identifiers import (
     conference_identifier,
     extension_identifier,
@@ -29,7 +34,8 @@ from .identifiers import (
 )
 from .pbx.models import DeviceInfo as PbxDeviceInfo, Extension, ExtensionType, Trunk, TrunkType
 
-# --- devices ------------------------------------------------------------------------------
+_EXTENSION_MODELS = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
+_TRUNK_MODELS = {TrunkType.SIP: "SIP trunk", TrunkType.FXO: "FXO trunk"}
 
 
 def pbx_device_info(info: PbxDeviceInfo) -> DeviceInfo:
@@ -41,23 +47,6 @@ def pbx_device_info(info: PbxDeviceInfo) -> DeviceInfo:
         serial_number=info.serial,
         sw_version=info.firmware or None,
     )
-
-
-def display_name(extension: Extension) -> str | None:
-    """The extension's name, unless blank or just its number again (SIP's default)."""
-    name = extension.name.strip()
-    return name if name and name != extension.number else None
-
-
-def extension_name(extension: Extension) -> str:
-    """``Extension 2005 Tom``; just ``Extension 2005`` when it has no name of its own."""
-    if (name := display_name(extension)) is None:
-        return f"Extension {extension.number}"
-    return f"Extension {extension.number} {name}"
-
-
-_EXTENSION_MODELS = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
-_TRUNK_MODELS = {TrunkType.SIP: "SIP trunk", TrunkType.FXO: "FXO trunk"}
 
 
 def _child_device_info(
@@ -73,19 +62,18 @@ def _child_device_info(
 
 
 def extension_device_info(runtime: SmartPbxData, extension: Extension) -> DeviceInfo:
-    """The extension's device; one object shared by its entities while it stays the same.
-
-    Each entity keeps its DeviceInfo for life: on a PBX with thousands of extensions one
-    per device instead of one per entity is noticeable.
-    """
-    name = extension_name(extension)
+    """The extension's device: one object shared by its entities while it stays the same,
+    which on a PBX with thousands of extensions is noticeably less memory."""
+    name = f"Extension {extension.number}"
+    # SIP names an extension by its number unless it was given a name of its own.
+    if (own_name := extension.name.strip()) and own_name != extension.number:
+        name = f"{name} {own_name}"
     model = _EXTENSION_MODELS.get(extension.type, "Extension")
-    cached = runtime.extension_devices.get(extension.number)
-    if cached is not None and cached.get("name") == name and cached.get("model") == model:
-        return cached
-    identifier = extension_identifier(runtime.serial, extension.number)
-    info = _child_device_info(runtime, identifier, model, name)
-    runtime.extension_devices[extension.number] = info
+    info = runtime.extension_devices.get(extension.number)
+    if info is None or info.get("name") != name or info.get("model") != model:
+        identifier = extension_identifier(runtime.serial, extension.number)
+        info = _child_device_info(runtime, identifier, model, name)
+        runtime.extension_devices[extension.number] = info
     return info
 
 
@@ -118,20 +106,17 @@ def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
 
 def device_still_present(data: SmartPbxData, device: dr.DeviceEntry) -> bool:
     """Whether the PBX still lists what ``device`` stands for (or it is the PBX itself)."""
-    if pbx_identifier(data.serial) in device.identifiers:
-        return True
-    return not device.identifiers.isdisjoint(_child_devices(data))
+    listed = {pbx_identifier(data.serial), *_child_devices(data)}
+    return not device.identifiers.isdisjoint(listed)
 
 
 class DeviceSync:
-    """Keeps the device registry in step with what the PBX lists.
+    """Keeps the device registry in step with what the PBX lists; never creates devices.
 
-    After each update of the system, queue or conference data it renames extension
-    devices whose name changed, keeps the PBX's firmware current, and removes devices of
-    that kind the PBX no longer lists (their entities go with them). A device is removed
-    only when two updates in a row miss it: one odd answer (a PBX reloading its
-    configuration lists nothing for a moment) must not cost the user the names, areas
-    and history settings of every entity. Entities create devices; this never does.
+    After each update of a coordinator: renames what it lists, keeps the PBX's firmware
+    current and removes (with their entities) the devices two updates in a row missed: a
+    PBX reloading its configuration lists nothing for a moment, and a removal costs the
+    user the names, areas and history settings of every entity.
     """
 
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
@@ -139,7 +124,7 @@ class DeviceSync:
         self._entry = entry
         data = entry.runtime_data
         serial = data.serial
-        # Each coordinator, with the identifier prefixes of the devices it lists (identifiers.py).
+        # The identifier prefixes of the devices each coordinator lists (identifiers.py).
         self._prefixes: dict[SmartPbxCoordinator[Any], tuple[str, ...]] = {
             data.system: (f"{serial}_extension_", f"{serial}_trunk_"),
             data.queues: (f"{serial}_queue_",),
@@ -149,7 +134,6 @@ class DeviceSync:
 
     @callback
     def async_start(self) -> None:
-        """Check every kind now, then after each update of its coordinator."""
         for coordinator in self._prefixes:
             self._entry.async_on_unload(
                 coordinator.async_add_listener(partial(self.async_sync, coordinator))
@@ -162,7 +146,7 @@ class DeviceSync:
         registry = dr.async_get(self._hass)
         children = _child_devices(data)
         prefixes = self._prefixes[coordinator]
-        missing: set[str] = set()
+        gone: set[str] = set()
         for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
             if coordinator is data.system and pbx_identifier(data.serial) in device.identifiers:
                 pbx = pbx_device_info(data.system.data.device_info)
@@ -170,35 +154,26 @@ class DeviceSync:
                 registry.async_update_device(
                     device.id, sw_version=pbx.get("sw_version"), model=pbx.get("model")
                 )
-                continue
-            if not any(
+            elif any(
                 domain == DOMAIN and identifier.startswith(prefixes)
                 for domain, identifier in device.identifiers
             ):
-                continue
-            info = next(
-                (
-                    children[identifier]
-                    for identifier in device.identifiers
-                    if identifier in children
-                ),
-                None,
-            )
-            if info is None:
-                if device.id in self._missing.get(coordinator, ()):
-                    registry.async_remove_device(device.id)
-                else:
-                    missing.add(device.id)
-            elif device.name != info.get("name"):
-                registry.async_update_device(device.id, name=info.get("name"))
-        self._missing[coordinator] = missing
+                info = next((children[i] for i in device.identifiers if i in children), None)
+                if info is None:
+                    gone.add(device.id)
+                elif device.name != info.get("name"):
+                    registry.async_update_device(device.id, name=info.get("name"))
+        missing = self._missing.get(coordinator, set())
+        for device_id in gone & missing:
+            registry.async_remove_device(device_id)
+        self._missing[coordinator] = gone - missing
 
 
-# --- entities -----------------------------------------------------------------------------
-
-
-class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[CoordinatorT]):
-    """An entity of the PBX or of one of its child devices.
+class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](
+    CoordinatorEntity[CoordinatorT]
+):
+    """An entity of the PBX or of one extension, trunk, queue or conference: its subject,
+    None (and the entity unavailable) once the PBX no longer lists it.
 
     Unique ids are ``<serial>_<device part>_<description key>``, e.g.
     ``XR1813_extension_8001_status``; the PBX's own entities omit the device part.
@@ -245,41 +220,29 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[C
     @property
     def _present(self) -> bool:
         """Whether the PBX still lists this entity's subject."""
-        return True
-
-
-class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT]):
-    """An entity of the PBX device itself."""
-
-    def __init__(
-        self, coordinator: CoordinatorT, runtime: SmartPbxData, description: EntityDescription
-    ) -> None:
-        super().__init__(
-            coordinator,
-            runtime,
-            description,
-            device_info=pbx_device_info(runtime.system.data.device_info),
-        )
-
-
-class SubjectEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](SmartPbxEntity[CoordinatorT]):
-    """An entity of one extension, trunk, queue or conference: its subject.
-
-    ``subject`` is what the coordinator's data says of it now, None once the PBX no
-    longer lists it (the entity is then unavailable until its device is removed).
-    """
+        return self.subject is not None
 
     @property
     def subject(self) -> SubjectT | None:
         raise NotImplementedError
 
+
+class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[CoordinatorT, SmartPbxData]):
+    """An entity of the PBX device itself: its subject is the runtime data."""
+
+    def __init__(
+        self, coordinator: CoordinatorT, runtime: SmartPbxData, description: EntityDescription
+    ) -> None:
+        device_info = pbx_device_info(runtime.system.data.device_info)
+        super().__init__(coordinator, runtime, description, device_info=device_info)
+
     @property
-    def _present(self) -> bool:
-        return self.subject is not None
+    def subject(self) -> SmartPbxData:
+        return self.runtime
 
 
 class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
-    SubjectEntity[CoordinatorT, Extension]
+    SmartPbxEntity[CoordinatorT, Extension]
 ):
     """An entity of one extension.
 
@@ -341,22 +304,12 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
             )
 
 
-class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SubjectEntity[CoordinatorT, Trunk]):
-    """An entity of one trunk."""
-
-    def __init__(
-        self,
-        coordinator: CoordinatorT,
-        runtime: SmartPbxData,
-        description: EntityDescription,
-        trunk: Trunk,
-    ) -> None:
+class TrunkEntity(SmartPbxEntity[SmartPbxSystemCoordinator, Trunk]):
+    def __init__(self, runtime: SmartPbxData, description: EntityDescription, trunk: Trunk) -> None:
+        device_info = trunk_device_info(runtime, trunk)
+        unique_part = f"trunk_{trunk.name}"
         super().__init__(
-            coordinator,
-            runtime,
-            description,
-            device_info=trunk_device_info(runtime, trunk),
-            unique_part=f"trunk_{trunk.name}",
+            runtime.system, runtime, description, device_info=device_info, unique_part=unique_part
         )
         self.trunk_name = trunk.name
 
@@ -365,7 +318,7 @@ class TrunkEntity[CoordinatorT: SmartPbxCoordinator[Any]](SubjectEntity[Coordina
         return self.runtime.system.data.trunks.get(self.trunk_name)
 
 
-class ListedEntity[DataT](SubjectEntity[SmartPbxCoordinator[dict[str, DataT]], DataT]):
+class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]], DataT]):
     """An entity of one queue or conference: ``number`` in its coordinator's data."""
 
     def __init__(
@@ -374,8 +327,6 @@ class ListedEntity[DataT](SubjectEntity[SmartPbxCoordinator[dict[str, DataT]], D
         runtime: SmartPbxData,
         description: EntityDescription,
         number: str,
-        *,
-        unique_part: str | None = None,
     ) -> None:
         kind = "queue" if coordinator is runtime.queues else "conference"
         device_info = queue_device_info if kind == "queue" else conference_device_info
@@ -384,16 +335,13 @@ class ListedEntity[DataT](SubjectEntity[SmartPbxCoordinator[dict[str, DataT]], D
             runtime,
             description,
             device_info=device_info(runtime, number),
-            unique_part=unique_part or f"{kind}_{number}",
+            unique_part=f"{kind}_{number}",
         )
         self.number = number
 
     @property
     def subject(self) -> DataT | None:
         return self.coordinator.data.get(self.number)
-
-
-# --- adding entities as the PBX grows ------------------------------------------------------
 
 
 @callback
@@ -407,10 +355,10 @@ def async_add_entities_for_new_keys[KeyT](
 ) -> None:
     """Add entities for every key now, and for keys that appear in later updates.
 
-    A key counts as known while its entities exist: when they are removed (with their
-    device, see DeviceSync) the key is forgotten, so it gets fresh entities if it ever
-    comes back. Keys without a device of their own (queue members) need ``on_vanished``,
-    called with the keys that two updates in a row did not list.
+    A key is known while its entities exist: when they are removed (with their device, see
+    DeviceSync) it is forgotten, so it gets new entities if it comes back. Keys without a
+    device of their own (queue members) need ``on_vanished``, called with the keys that
+    two updates in a row did not list.
     """
     known: set[KeyT] = set()
     missing: set[KeyT] = set()
@@ -418,12 +366,11 @@ def async_add_entities_for_new_keys[KeyT](
     @callback
     def forget(entity: Entity, key: KeyT) -> None:
         # Home Assistant runs the on-remove callbacks also when it declines to add an
-        # entity that is disabled in the registry (by default, or by the user), and when
-        # it removes one the user disabled. Forgetting the key then would re-create all
-        # of the key's entities at every update, each a duplicate unique id.
-        if entity.registry_entry is not None and entity.registry_entry.disabled:
-            return
-        known.discard(key)
+        # entity that is disabled in the registry, and when it removes one the user
+        # disabled: forgetting the key then would re-create its entities at every update,
+        # each a duplicate unique id.
+        if entity.registry_entry is None or not entity.registry_entry.disabled:
+            known.discard(key)
 
     @callback
     def check() -> None:
@@ -454,44 +401,25 @@ def async_add_subject_entities(
     *,
     extensions: Callable[[Extension], Iterable[Entity]] | None = None,
     trunks: Callable[[Trunk], Iterable[Entity]] | None = None,
-    queues: Callable[[str], Iterable[Entity]] | None = None,
-    conferences: Callable[[str], Iterable[Entity]] | None = None,
+    queues: Callable[[QueueData], Iterable[Entity]] | None = None,
+    conferences: Callable[[ConferenceData], Iterable[Entity]] | None = None,
 ) -> None:
-    """A platform's entities of every extension, trunk, queue and conference, as listed.
-
-    Each function makes the entities of one subject: now for every one the PBX lists,
-    later for each it adds (see async_add_entities_for_new_keys).
-    """
+    """A platform's entities of each extension, trunk, queue and conference the PBX lists,
+    now and as it adds them: each function makes the entities of one."""
     data = entry.runtime_data
     system = data.system
 
-    def add[ItemT](
-        items: Callable[[], Mapping[str, ItemT]], create: Callable[[ItemT], Iterable[Entity]]
+    def add[SubjectT](
+        coordinator: SmartPbxCoordinator[Any],
+        listed: Callable[[], Mapping[str, SubjectT]],
+        create: Callable[[SubjectT], Iterable[Entity]] | None,
     ) -> None:
-        async_add_entities_for_new_keys(
-            entry, system, items, lambda key: create(items()[key]), async_add_entities
-        )
+        if create is not None:
+            async_add_entities_for_new_keys(
+                entry, coordinator, listed, lambda key: create(listed()[key]), async_add_entities
+            )
 
-    if extensions is not None:
-        add(lambda: system.data.extensions, extensions)
-    if trunks is not None:
-        add(lambda: system.data.trunks, trunks)
-    if queues is not None:
-        async_add_entities_for_new_keys(
-            entry, data.queues, lambda: data.queues.data, queues, async_add_entities
-        )
-    if conferences is not None:
-        async_add_entities_for_new_keys(
-            entry, data.conferences, lambda: data.conferences.data, conferences, async_add_entities
-        )
-
-
-@callback
-def async_remove_entities_of_vanished_keys(
-    hass: HomeAssistant, unique_ids: Iterable[str], domain: str
-) -> None:
-    """Remove registry entries of entities whose subject vanished but whose device did not."""
-    registry = er.async_get(hass)
-    for unique_id in unique_ids:
-        if entity_id := registry.async_get_entity_id(domain, DOMAIN, unique_id):
-            registry.async_remove(entity_id)
+    add(system, lambda: system.data.extensions, extensions)
+    add(system, lambda: system.data.trunks, trunks)
+    add(data.queues, lambda: data.queues.data, queues)
+    add(data.conferences, lambda: data.conferences.data, conferences)

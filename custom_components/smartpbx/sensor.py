@@ -34,7 +34,7 @@ from .entity import (
     ExtensionEntity,
     ListedEntity,
     PbxEntity,
-    SubjectEntity,
+    SmartPbxEntity,
     TrunkEntity,
     async_add_subject_entities,
 )
@@ -53,18 +53,66 @@ from .pbx.models import (
 PARALLEL_UPDATES = 0
 
 
-# --- the PBX ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, kw_only=True)
-class PbxSensorEntityDescription(SensorEntityDescription):
-    """A sensor of the PBX device, fed by one of the coordinators."""
+class SmartPbxSensorEntityDescription[SubjectT](SensorEntityDescription):
+    """State and attributes as functions of the sensor's subject and the runtime data."""
 
-    coordinator_fn: Callable[[SmartPbxData], SmartPbxCoordinator[Any]]
-    value_fn: Callable[[SmartPbxData], StateType | datetime]
-    attr_fn: Callable[[SmartPbxData], dict[str, Any] | None] = lambda _: None
+    value_fn: Callable[[SubjectT, SmartPbxData], StateType]
+    attr_fn: Callable[[SubjectT, SmartPbxData], dict[str, Any] | None] = lambda *_: None
+    supported_fn: Callable[[SubjectT], bool] = lambda _: True
+    coordinator_fn: Callable[[SmartPbxData], SmartPbxCoordinator[Any]] = lambda data: data.system
     follows_extension_events: bool = False
-    """Also update on every extension status event (the value counts extensions)."""
+    """Also updated by the status events that take an extension online or offline."""
+
+
+class SmartPbxSensor[SubjectT](SmartPbxEntity[Any, SubjectT], SensorEntity):
+    entity_description: SmartPbxSensorEntityDescription[SubjectT]
+    # Lists change with every call or join; the count is what history is for.
+    _unrecorded_attributes = frozenset({"calls", "participants"})
+
+    @property
+    def native_value(self) -> StateType:
+        if (subject := self.subject) is None:
+            return None
+        return self.entity_description.value_fn(subject, self.runtime)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        if (subject := self.subject) is None:
+            return None
+        return self.entity_description.attr_fn(subject, self.runtime)
+
+
+class PbxSensor(PbxEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[SmartPbxData]):
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        if self.entity_description.follows_extension_events:
+            self.async_on_remove(
+                self.runtime.system.async_add_extension_listener(
+                    None, self._handle_coordinator_update
+                )
+            )
+
+
+class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[Extension]):
+    def __init__(
+        self,
+        runtime: SmartPbxData,
+        description: SmartPbxSensorEntityDescription[Extension],
+        extension: Extension,
+    ) -> None:
+        coordinator = description.coordinator_fn(runtime)
+        super().__init__(coordinator, runtime, description, extension)
+        # What the live calls feed (the current peer) does not change with the status.
+        self._follows_status_events = coordinator is runtime.system
+
+
+class TrunkSensor(TrunkEntity, SmartPbxSensor[Trunk]):
+    pass
+
+
+class ListedSensor[DataT](ListedEntity[DataT], SmartPbxSensor[DataT]):
+    pass
 
 
 def _call_attributes(call: LiveCall, data: SmartPbxData) -> dict[str, Any]:
@@ -80,60 +128,31 @@ def _call_attributes(call: LiveCall, data: SmartPbxData) -> dict[str, Any]:
     }
 
 
-PBX_SENSORS: tuple[PbxSensorEntityDescription, ...] = (
-    PbxSensorEntityDescription(
+PBX_SENSORS: tuple[SmartPbxSensorEntityDescription[SmartPbxData], ...] = (
+    SmartPbxSensorEntityDescription(
         key="active_calls",
         translation_key="active_calls",
         state_class=SensorStateClass.MEASUREMENT,
         coordinator_fn=lambda data: data.live_calls,
-        value_fn=lambda data: len(data.live_calls.data),
-        attr_fn=lambda data: {
+        value_fn=lambda data, _: len(data.live_calls.data),
+        attr_fn=lambda data, _: {
             "calls": [
                 _call_attributes(call, data)
                 for call in data.live_calls.data[:MAX_CALLS_IN_ATTRIBUTES]
             ]
         },
     ),
-    PbxSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="extensions_online",
         translation_key="extensions_online",
         state_class=SensorStateClass.MEASUREMENT,
-        coordinator_fn=lambda data: data.system,
-        value_fn=lambda data: sum(
+        value_fn=lambda data, _: sum(
             extension.state is not ExtensionState.UNAVAILABLE
             for extension in data.system.data.extensions.values()
         ),
         follows_extension_events=True,
     ),
 )
-
-
-class PbxSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
-    """A sensor of the PBX device."""
-
-    entity_description: PbxSensorEntityDescription
-    # Lists change with every call; the count is what history is for.
-    _unrecorded_attributes = frozenset({"calls"})
-
-    def __init__(self, runtime: SmartPbxData, description: PbxSensorEntityDescription) -> None:
-        super().__init__(description.coordinator_fn(runtime), runtime, description)
-
-    @property
-    def native_value(self) -> StateType | datetime:
-        return self.entity_description.value_fn(self.runtime)
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        return self.entity_description.attr_fn(self.runtime)
-
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        if self.entity_description.follows_extension_events:
-            self.async_on_remove(
-                self.runtime.system.async_add_extension_listener(
-                    None, self._handle_coordinator_update
-                )
-            )
 
 
 LAST_BOOT = SensorEntityDescription(
@@ -145,80 +164,34 @@ LAST_BOOT = SensorEntityDescription(
 
 
 class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
-    """When the PBX booted: now minus its uptime, held steady between polls.
+    """When the PBX booted: now minus its uptime (the PBX's ``systemtime`` is local time
+    in a zone it does not state). Clocks and travel time make that wobble by a second or
+    two from poll to poll: it only moves by more than BOOT_TIME_TOLERANCE (a reboot, or
+    the PBX's clock being set)."""
 
-    Computed from Home Assistant's clock and the reported uptime rather than the PBX's
-    ``systemtime``, which is local time in a zone the PBX does not state. The two
-    clocks and the reply's travel time make the result wobble by a second or two from
-    poll to poll; it only moves when it shifts by more than BOOT_TIME_TOLERANCE (a
-    reboot, or the PBX's clock being set).
-    """
+    _attr_native_value: datetime | None = None
 
     def __init__(self, runtime: SmartPbxData) -> None:
         super().__init__(runtime.system, runtime, LAST_BOOT)
-        self._boot: datetime | None = None
         self._update_boot()
 
     def _update_boot(self) -> None:
-        uptime = self.runtime.system.data.device_info.uptime
-        if uptime is None:
+        if (uptime := self.runtime.system.data.device_info.uptime) is None:
             return
         boot = (dt_util.utcnow() - uptime).replace(microsecond=0)
-        if self._boot is None or abs(boot - self._boot) > BOOT_TIME_TOLERANCE:
-            self._boot = boot
+        last = self._attr_native_value
+        if last is None or abs(boot - last) > BOOT_TIME_TOLERANCE:
+            self._attr_native_value = boot
 
     @callback
     def _handle_coordinator_update(self) -> None:
         self._update_boot()
         super()._handle_coordinator_update()
 
-    @property
-    def native_value(self) -> datetime | None:
-        return self._boot
-
-
-# --- extensions, trunks, queues and conferences: each a subject ---------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubjectSensorEntityDescription[SubjectT](SensorEntityDescription):
-    """A sensor of an extension, trunk, queue or conference device (its subject)."""
-
-    value_fn: Callable[[SubjectT, SmartPbxData], StateType]
-    attr_fn: Callable[[SubjectT, SmartPbxData], dict[str, Any] | None] = lambda *_: None
-    supported_fn: Callable[[SubjectT], bool] = lambda _: True
-    uses_live_calls: bool = False
-    """Fed by the live calls (refreshed on call events) instead of the subject's own data."""
-
-
-class SubjectSensor[SubjectT](SubjectEntity[Any, SubjectT], SensorEntity):
-    """State and attributes from the description's functions of the subject."""
-
-    entity_description: SubjectSensorEntityDescription[SubjectT]
-
-    @property
-    def native_value(self) -> StateType:
-        if (subject := self.subject) is None:
-            return None
-        return self.entity_description.value_fn(subject, self.runtime)
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        if (subject := self.subject) is None:
-            return None
-        return self.entity_description.attr_fn(subject, self.runtime)
-
-
-# --- extensions ---------------------------------------------------------------------------
-
 
 def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
     calls = calls_of_extension(data.live_calls.data, extension.number)
     return peer_of_extension(calls[0], extension.number) if calls else None
-
-
-def _current_peer_attributes(extension: Extension, data: SmartPbxData) -> dict[str, Any]:
-    return {"peer_name": data.caller_names.name(_current_peer(extension, data))}
 
 
 # Home Assistant reserves "unavailable" and "unknown" for the entity itself: a phone the
@@ -237,8 +210,8 @@ def _enum_options(states: type[ExtensionState] | type[TrunkState]) -> list[str]:
     return [option for state in states if (option := _enum_state(state)) is not None]
 
 
-EXTENSION_SENSORS: tuple[SubjectSensorEntityDescription[Extension], ...] = (
-    SubjectSensorEntityDescription(
+EXTENSION_SENSORS: tuple[SmartPbxSensorEntityDescription[Extension], ...] = (
+    SmartPbxSensorEntityDescription(
         key="status",
         translation_key="extension_status",
         device_class=SensorDeviceClass.ENUM,
@@ -252,45 +225,28 @@ EXTENSION_SENSORS: tuple[SubjectSensorEntityDescription[Extension], ...] = (
     ),
     # Disabled by default: the PBX's active-calls sensor lists every call with both
     # parties, and each enabled entity per extension costs ~10 KiB and counts against
-    # Home Assistant's 10,000 entities per entry on a large PBX. Enable it where wanted.
-    SubjectSensorEntityDescription(
+    # Home Assistant's 10,000 entities per entry on a large PBX.
+    SmartPbxSensorEntityDescription(
         key="current_peer",
         translation_key="current_peer",
         value_fn=_current_peer,
-        attr_fn=_current_peer_attributes,
-        uses_live_calls=True,
+        attr_fn=lambda extension, data: {
+            "peer_name": data.caller_names.name(_current_peer(extension, data))
+        },
+        coordinator_fn=lambda data: data.live_calls,
         entity_registry_enabled_default=False,
     ),
 )
 
-
-class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SubjectSensor[Extension]):
-    """A sensor of an extension."""
-
-    def __init__(
-        self,
-        runtime: SmartPbxData,
-        description: SubjectSensorEntityDescription[Extension],
-        extension: Extension,
-    ) -> None:
-        coordinator = runtime.live_calls if description.uses_live_calls else runtime.system
-        super().__init__(coordinator, runtime, description, extension)
-        # The current peer comes from live calls (refreshed on call events), not the status.
-        self._follows_status_events = not description.uses_live_calls
-
-
-# --- trunks -------------------------------------------------------------------------------
-
-
-TRUNK_SENSORS: tuple[SubjectSensorEntityDescription[Trunk], ...] = (
-    SubjectSensorEntityDescription(
+TRUNK_SENSORS: tuple[SmartPbxSensorEntityDescription[Trunk], ...] = (
+    SmartPbxSensorEntityDescription(
         key="status",
         translation_key="trunk_status",
         device_class=SensorDeviceClass.ENUM,
         options=_enum_options(TrunkState),
         value_fn=lambda trunk, _: _enum_state(trunk.state),
     ),
-    SubjectSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="line_voltage",
         translation_key="line_voltage",
         device_class=SensorDeviceClass.VOLTAGE,
@@ -302,13 +258,6 @@ TRUNK_SENSORS: tuple[SubjectSensorEntityDescription[Trunk], ...] = (
 )
 
 
-class TrunkSensor(TrunkEntity[SmartPbxCoordinator[Any]], SubjectSensor[Trunk]):
-    """A sensor of a trunk."""
-
-
-# --- queues and conferences ---------------------------------------------------------------
-
-
 def _queue_status[T](
     read: Callable[[QueueStatus], T],
 ) -> Callable[[QueueData, SmartPbxData], T | None]:
@@ -316,26 +265,26 @@ def _queue_status[T](
     return lambda queue, _: None if queue.status is None else read(queue.status)
 
 
-QUEUE_SENSORS: tuple[SubjectSensorEntityDescription[QueueData], ...] = (
-    SubjectSensorEntityDescription(
+QUEUE_SENSORS: tuple[SmartPbxSensorEntityDescription[QueueData], ...] = (
+    SmartPbxSensorEntityDescription(
         key="waiting_calls",
         translation_key="waiting_calls",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=_queue_status(lambda status: status.calls),
     ),
-    SubjectSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="completed_calls",
         translation_key="completed_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=_queue_status(lambda status: status.completed),
     ),
-    SubjectSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="abandoned_calls",
         translation_key="abandoned_calls",
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=_queue_status(lambda status: status.abandoned),
     ),
-    SubjectSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="hold_time",
         translation_key="hold_time",
         device_class=SensorDeviceClass.DURATION,
@@ -343,7 +292,7 @@ QUEUE_SENSORS: tuple[SubjectSensorEntityDescription[QueueData], ...] = (
         native_unit_of_measurement=UnitOfTime.SECONDS,
         value_fn=_queue_status(lambda status: status.hold_time),
     ),
-    SubjectSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="talk_time",
         translation_key="talk_time",
         device_class=SensorDeviceClass.DURATION,
@@ -351,7 +300,7 @@ QUEUE_SENSORS: tuple[SubjectSensorEntityDescription[QueueData], ...] = (
         native_unit_of_measurement=UnitOfTime.SECONDS,
         value_fn=_queue_status(lambda status: status.talk_time),
     ),
-    SubjectSensorEntityDescription(
+    SmartPbxSensorEntityDescription(
         key="strategy",
         translation_key="strategy",
         entity_category=EntityCategory.DIAGNOSTIC,
@@ -362,9 +311,8 @@ QUEUE_SENSORS: tuple[SubjectSensorEntityDescription[QueueData], ...] = (
     ),
 )
 
-
 # The room's PINs (on the Conference model) are deliberately never read here.
-PARTICIPANTS = SubjectSensorEntityDescription[ConferenceData](
+PARTICIPANTS = SmartPbxSensorEntityDescription[ConferenceData](
     key="participants",
     translation_key="participants",
     state_class=SensorStateClass.MEASUREMENT,
@@ -379,16 +327,6 @@ PARTICIPANTS = SubjectSensorEntityDescription[ConferenceData](
 )
 
 
-class ListedSensor[DataT](ListedEntity[DataT], SubjectSensor[DataT]):
-    """A sensor of a queue or conference."""
-
-    # Participant lists change with every join; the count is what history is for.
-    _unrecorded_attributes = frozenset({"participants"})
-
-
-# --- setup --------------------------------------------------------------------------------
-
-
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: SmartPbxConfigEntry,
@@ -398,12 +336,11 @@ async def async_setup_entry(
     data = entry.runtime_data
     async_add_entities(
         [
-            *(PbxSensor(data, description) for description in PBX_SENSORS),
+            *(PbxSensor(d.coordinator_fn(data), data, d) for d in PBX_SENSORS),
             LastBootSensor(data),
             *(CallLogSensor(data, description) for description in CALL_LOG_SENSORS),
         ]
     )
-
     async_add_subject_entities(
         entry,
         async_add_entities,
@@ -411,10 +348,15 @@ async def async_setup_entry(
             ExtensionSensor(data, description, extension) for description in EXTENSION_SENSORS
         ],
         trunks=lambda trunk: [
-            TrunkSensor(data.system, data, description, trunk)
+            TrunkSensor(data, description, trunk)
             for description in TRUNK_SENSORS
             if description.supported_fn(trunk)
         ],
-        queues=lambda number: [ListedSensor(data.queues, data, d, number) for d in QUEUE_SENSORS],
-        conferences=lambda number: [ListedSensor(data.conferences, data, PARTICIPANTS, number)],
+        queues=lambda queue: [
+            ListedSensor(data.queues, data, description, queue.item.number)
+            for description in QUEUE_SENSORS
+        ],
+        conferences=lambda room: [
+            ListedSensor(data.conferences, data, PARTICIPANTS, room.item.number)
+        ],
     )
