@@ -273,11 +273,11 @@ async def test_events_fire_synchronously_in_the_client_listener(
     entry, _ = pbx
     listeners: list[Callable[[PbxEvent], None]] = []
 
-    def async_add_consumer(listener: Callable[[PbxEvent], None]) -> Callable[[], None]:
+    def add_consumer(listener: Callable[[PbxEvent], None]) -> Callable[[], None]:
         listeners.append(listener)
         return lambda: listeners.remove(listener)
 
-    ingress = SimpleNamespace(async_add_consumer=async_add_consumer)
+    ingress = SimpleNamespace(add_consumer=add_consumer)
     stand_in = SimpleNamespace(
         entry_id=entry.entry_id, runtime_data=dataclasses.replace(runtime(entry), events=ingress)
     )

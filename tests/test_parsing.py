@@ -1311,6 +1311,49 @@ def test_field_hangup_event() -> None:
     assert (bare.callid, bare.channel) == (None, None)
 
 
+def test_events_as_plain_data() -> None:
+    """Wire names, enum values, ISO times, and payloads copied (nested ones too)."""
+    assert parse_event(json.loads(VENDOR_EVENTS[4])).as_dict() == {
+        "from": "8001",
+        "to": "2005",
+        "callid": "1673077852.143",
+    }
+    assert parse_event(json.loads(VENDOR_EVENTS[5])).as_dict() == {
+        "ivr": "9000",
+        "caller": "2005",
+        "dtmf": "5",
+        "callid": "1673078689.147",
+    }
+    record = parse_cdr(json.loads(VENDOR_CDR)).as_dict()
+    assert (record["start"], record["end"]) == (None, "2022-12-30T11:53:55")
+    assert (record["disposition"], record["disposition_raw"]) == ("no_answer", "NO ANSWER")
+    assert set(record) == {
+        *("callid", "src", "src_channel", "dst", "dst_channel", "start", "end", "billsec"),
+        *("disposition", "disposition_raw", "direction", "dtmf", "record_file"),
+    }
+    nested = {"event": "voicemail", "box": {"new": 3}}
+    unknown = parse_event(nested).as_dict()
+    assert unknown == {"event": "voicemail", "payload": nested}
+    unknown["payload"]["box"]["new"] = 0
+    assert nested["box"] == {"new": 3}
+    call = {"caller": "8001", "called": "2005", "state": "Up", "callid": "1.5"}
+    status = {"event": "call_status", "calllist": [{**call, "calltype": "Inbound"}]}
+    assert parse_event(status).as_dict() == {
+        "event": "callstatus",
+        "calls": [{**call, "direction": "inbound"}],
+        "payload": status,
+    }
+    hangup = {"event": "hangup", "callid": "1.5", "channel": "PJSIP/8001-0000001a"}
+    assert parse_event(hangup).as_dict() == {
+        "event": "hangup",
+        "callid": "1.5",
+        "channel": "PJSIP/8001-0000001a",
+        "caller": None,
+        "called": None,
+        "payload": hangup,
+    }
+
+
 @pytest.mark.parametrize(
     ("payload", "status"),
     [

@@ -1,4 +1,5 @@
-"""The library's redelivery filter on its own: identities, the keypress window, bounds."""
+"""The library's redelivery filter and event hub on their own: identities, the keypress
+window, bounds, start-up replay."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from custom_components.smartpbx.pbx.models import (
     ExtensionState,
     ExtensionStatusEvent,
     IvrDtmfEvent,
+    PbxEvent,
 )
-from custom_components.smartpbx.pbx.redelivery import RedeliveryFilter
+from custom_components.smartpbx.pbx.redelivery import EventHub, RedeliveryFilter
 
 
 def _record(callid: str | None, dst: str = "8002", billsec: int = 5) -> CallRecord:
@@ -60,3 +62,32 @@ def test_the_same_keypress_is_a_redelivery_only_within_the_window() -> None:
     status = ExtensionStatusEvent(extension="8001", state=ExtensionState.IDLE, state_raw="Idle")
     assert not seen.is_redelivery(status)
     assert not seen.is_redelivery(status)
+
+
+def test_event_hub_drops_redeliveries_and_replays_start_up_to_late_consumers() -> None:
+    saves: list[None] = []
+    hub = EventHub([], on_call_record=lambda: saves.append(None))
+    early: list[PbxEvent] = []
+    hub.add_consumer(early.append)
+    press = IvrDtmfEvent(ivr="9000", caller="8003", dtmf="1", callid="1.2")
+    for event in (_record("1.1"), press, _record("1.1"), press):
+        hub.handle(event)
+    assert early == [_record("1.1"), press]
+    assert (hub.redeliveries, len(saves)) == (2, 1)
+    restored = EventHub(hub.seen_records())
+    restored.handle(_record("1.1"))
+    assert restored.redeliveries == 1
+
+    late: list[PbxEvent] = []
+    remove = hub.add_consumer(late.append)
+    assert late == early  # what it missed during start-up, in order
+    hub.started()
+    hub.handle(_record("1.3"))
+    assert late[-1] == early[-1] == _record("1.3")
+    remove()
+    remove()  # twice is harmless
+    hub.handle(_record("1.4"))
+    assert late[-1] == _record("1.3")
+    after: list[PbxEvent] = []
+    hub.add_consumer(after.append)
+    assert after == []  # start-up is over: nothing replayed

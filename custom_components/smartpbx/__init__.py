@@ -96,11 +96,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     entry.async_on_unload(caller_names.async_start())
     call_log = CallLog(hass, caller_names)
     # Listening before connecting: a persistent session's queued messages arrive right
-    # after CONNACK, before anything below runs (see events.py).
+    # after CONNACK, before anything below runs (see pbx/redelivery.py).
     ingress = await EventIngress.async_load(hass, entry.entry_id)
     entry.async_on_unload(ingress.async_save)
-    entry.async_on_unload(client.add_event_listener(ingress.async_handle))
-    entry.async_on_unload(ingress.async_add_consumer(_event_handler(system, live_calls, call_log)))
+    entry.async_on_unload(client.add_event_listener(ingress.handle))
+    entry.async_on_unload(ingress.add_consumer(_event_handler(system, live_calls, call_log)))
     try:
         await client.start()
     except PbxError as err:
@@ -151,7 +151,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         events=ingress,
     )
 
-    entry.async_on_unload(ingress.async_add_consumer(_device_status_handler(entry, data)))
+    entry.async_on_unload(ingress.add_consumer(_device_status_handler(entry, data)))
     entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
     entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
     entry.async_on_unload(system.async_add_listener(_answer_handler(entry, data)))
@@ -159,7 +159,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities: what arrived during set-up reaches the bus and them too.
     entry.async_on_unload(events.async_setup_events(hass, entry))
-    ingress.async_started()
+    ingress.started()
 
     # Also notices devices that vanished while Home Assistant was not running.
     DeviceSync(hass, entry).async_start()

@@ -1,10 +1,5 @@
-"""Event entities: incoming calls, IVR keypresses and ended calls.
-
-The PBX device has one entity of each kind; every extension device has its own
-incoming-call entity, added as soon as the PBX lists a new extension. They are fed by
-the same relay that fires the bus events (events.py), so an entity and its bus event
-always agree.
-"""
+"""Event entities: incoming calls, IVR keypresses and ended calls, fed by the relay that
+fires the bus events (events.py), so an entity and its bus event always agree."""
 
 from __future__ import annotations
 
@@ -18,7 +13,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import LOGGER
-from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxSystemCoordinator
+from .coordinator import SmartPbxConfigEntry, SmartPbxSystemCoordinator
 from .entity import ExtensionEntity, PbxEntity, async_add_subject_entities
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
@@ -41,62 +36,38 @@ CALL_ENDED_EVENT_TYPES = [
 INCOMING_CALL = "incoming_call"
 
 
-def _pick(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: data.get(key) for key in keys}
-
-
-def _incoming_call(event: PbxEvent, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    if not isinstance(event, InviteEvent):
-        return None
-    return INCOMING_CALL, _pick(data, "from", "from_name", "to", "to_name", "callid")
-
-
-def _ivr_keypress(event: PbxEvent, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _ivr_keypress(event: PbxEvent) -> str | None:
     if not isinstance(event, IvrDtmfEvent):
         return None
     if (event_type := DTMF_EVENT_TYPES.get(event.dtmf.strip())) is None:
         LOGGER.debug("Ignoring IVR key %r from %s: not a phone key", event.dtmf, event.caller)
-        return None
-    return event_type, _pick(data, "ivr", "caller", "caller_name", "dtmf", "callid")
+    return event_type
 
 
-def _call_ended(event: PbxEvent, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _call_ended(event: PbxEvent) -> str | None:
     if not isinstance(event, CallRecord):
         return None
     if event.disposition is CallDisposition.UNKNOWN:
         LOGGER.debug("Ignoring CDR %s with disposition %r", event.callid, event.disposition_raw)
         return None
-    return event.disposition.value, _pick(
-        data,
-        "src",
-        "src_name",
-        "dst",
-        "dst_name",
-        "callid",
-        "billsec",
-        "direction",
-        "disposition_raw",
-        "start",
-        "end",
-    )
+    return event.disposition.value
 
 
 @dataclass(frozen=True, kw_only=True)
 class SmartPbxEventEntityDescription(EventEntityDescription):
-    """What an event entity reacts to.
+    """What an event entity records: ``event_type_fn`` gives a parsed event's type (None:
+    not for this entity), ``attributes`` are the bus event data keys it keeps."""
 
-    ``event_fn`` gets the parsed event and the bus event's data and returns the event type
-    and attributes to record, or None when the event is not for this entity.
-    """
-
-    event_fn: Callable[[PbxEvent, Mapping[str, Any]], tuple[str, dict[str, Any]] | None]
+    event_type_fn: Callable[[PbxEvent], str | None]
+    attributes: tuple[str, ...]
 
 
 PBX_INCOMING_CALL = SmartPbxEventEntityDescription(
     key="incoming_call",
     translation_key="incoming_call",
     event_types=[INCOMING_CALL],
-    event_fn=_incoming_call,
+    event_type_fn=lambda event: INCOMING_CALL if isinstance(event, InviteEvent) else None,
+    attributes=("from", "from_name", "to", "to_name", "callid"),
 )
 PBX_EVENT_DESCRIPTIONS: tuple[SmartPbxEventEntityDescription, ...] = (
     PBX_INCOMING_CALL,
@@ -104,13 +75,26 @@ PBX_EVENT_DESCRIPTIONS: tuple[SmartPbxEventEntityDescription, ...] = (
         key="ivr_keypress",
         translation_key="ivr_keypress",
         event_types=list(DTMF_EVENT_TYPES.values()),
-        event_fn=_ivr_keypress,
+        event_type_fn=_ivr_keypress,
+        attributes=("ivr", "caller", "caller_name", "dtmf", "callid"),
     ),
     SmartPbxEventEntityDescription(
         key="call_ended",
         translation_key="call_ended",
         event_types=CALL_ENDED_EVENT_TYPES,
-        event_fn=_call_ended,
+        event_type_fn=_call_ended,
+        attributes=(
+            "src",
+            "src_name",
+            "dst",
+            "dst_name",
+            "callid",
+            "billsec",
+            "direction",
+            "disposition_raw",
+            "start",
+            "end",
+        ),
     ),
 )
 # Disabled by default, like the hang-up button: the PBX's own incoming-call entity and the
@@ -122,7 +106,6 @@ class _PbxEventMixin(EventEntity):
     """Records the events the relay dispatches that this entity's description accepts."""
 
     entity_description: SmartPbxEventEntityDescription
-    runtime: SmartPbxData
     coordinator: SmartPbxSystemCoordinator
 
     def _signal_extension(self) -> str | None:
@@ -141,11 +124,10 @@ class _PbxEventMixin(EventEntity):
 
     @callback
     def _async_handle_pbx_event(self, event: PbxEvent, data: Mapping[str, Any]) -> None:
-        if (recorded := self.entity_description.event_fn(event, data)) is None:
-            return
-        event_type, attributes = recorded
-        self._trigger_event(event_type, attributes)
-        self.async_write_ha_state()
+        description = self.entity_description
+        if (event_type := description.event_type_fn(event)) is not None:
+            self._trigger_event(event_type, {key: data.get(key) for key in description.attributes})
+            self.async_write_ha_state()
 
 
 class SmartPbxEventEntity(_PbxEventMixin, PbxEntity[SmartPbxSystemCoordinator]):

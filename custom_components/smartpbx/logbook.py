@@ -9,70 +9,38 @@ from homeassistant.components.logbook.const import LOGBOOK_ENTRY_MESSAGE, LOGBOO
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
-from .const import (
-    DOMAIN,
-    EVENT_CDR,
-    EVENT_INVITE,
-    EVENT_IVR_DTMF,
-    EVENT_UNKNOWN,
-    MANUFACTURER,
-)
+from .const import DOMAIN, EVENT_CDR, EVENT_INVITE, EVENT_IVR_DTMF, EVENT_UNKNOWN, MANUFACTURER
+from .event import CALL_ENDED_EVENT_TYPES
 
 type _Describe = Callable[[str, str, Callable[[Event], dict[str, str]]], None]
 
-_DISPOSITION_WORDS = {
-    "answered": "answered",
-    "no_answer": "no answer",
-    "busy": "busy",
-    "failed": "failed",
-}
 
-
-def _party(data: Mapping[str, Any], number_key: str, name_key: str) -> str:
-    """``8001``, or ``8001 (Tom)`` when the PBX knows a name for it."""
-    number = str(data.get(number_key) or "unknown")
-    if name := data.get(name_key):
+def _party(data: Mapping[str, Any], key: str) -> str:
+    """``8001``, or ``8001 (Tom)`` when a name is known for it."""
+    number = str(data.get(key) or "unknown")
+    if name := data.get(f"{key}_name"):
         return f"{number} ({name})"
     return number
 
 
-def _invite_message(data: Mapping[str, Any]) -> str:
-    return (
-        f"Incoming call from {_party(data, 'from', 'from_name')} to {_party(data, 'to', 'to_name')}"
-    )
-
-
-def _ivr_dtmf_message(data: Mapping[str, Any]) -> str:
-    return (
-        f"{_party(data, 'caller', 'caller_name')} pressed {data.get('dtmf')} "
-        f"in IVR {data.get('ivr')}"
-    )
-
-
 def _cdr_message(data: Mapping[str, Any]) -> str:
     disposition = data.get("disposition")
-    outcome = (
-        _DISPOSITION_WORDS.get(str(disposition))
-        or str(data.get("disposition_raw") or "unknown").lower()
-    )
-    billsec = data.get("billsec")
-    if disposition == "answered" and isinstance(billsec, int):
+    if disposition in CALL_ENDED_EVENT_TYPES:
+        outcome = disposition.replace("_", " ")
+    else:
+        outcome = str(data.get("disposition_raw") or "unknown").lower()
+    if disposition == "answered" and isinstance(billsec := data.get("billsec"), int):
         outcome = f"{outcome} ({billsec} s)"
-    return (
-        f"Call from {_party(data, 'src', 'src_name')} "
-        f"to {_party(data, 'dst', 'dst_name')} ended: {outcome}"
-    )
-
-
-def _unknown_message(data: Mapping[str, Any]) -> str:
-    return f"Event {data.get('event') or '(unnamed)'} received"
+    return f"Call from {_party(data, 'src')} to {_party(data, 'dst')} ended: {outcome}"
 
 
 _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    EVENT_INVITE: _invite_message,
-    EVENT_IVR_DTMF: _ivr_dtmf_message,
+    EVENT_INVITE: lambda data: f"Incoming call from {_party(data, 'from')} to {_party(data, 'to')}",
+    EVENT_IVR_DTMF: lambda data: (
+        f"{_party(data, 'caller')} pressed {data.get('dtmf')} in IVR {data.get('ivr')}"
+    ),
     EVENT_CDR: _cdr_message,
-    EVENT_UNKNOWN: _unknown_message,
+    EVENT_UNKNOWN: lambda data: f"Event {data.get('event') or '(unnamed)'} received",
 }
 
 
@@ -81,23 +49,14 @@ def async_describe_events(hass: HomeAssistant, async_describe_event: _Describe) 
     """Teach the logbook how to word each Smart PBX event."""
     device_registry = dr.async_get(hass)
 
-    def pbx_name(data: Mapping[str, Any]) -> str:
+    @callback
+    def describe(event: Event) -> dict[str, str]:
         # The PBX's device name says which PBX spoke when several are configured.
-        if (device_id := data.get("device_id")) and (
-            device := device_registry.async_get(device_id)
-        ):
-            return device.name_by_user or device.name or MANUFACTURER
-        return MANUFACTURER
+        device = device_registry.async_get(event.data.get("device_id") or "")
+        return {
+            LOGBOOK_ENTRY_NAME: (device and (device.name_by_user or device.name)) or MANUFACTURER,
+            LOGBOOK_ENTRY_MESSAGE: _MESSAGES[str(event.event_type)](event.data),
+        }
 
-    for event_type, message in _MESSAGES.items():
-
-        def describe(
-            event: Event,
-            message: Callable[[Mapping[str, Any]], str] = message,
-        ) -> dict[str, str]:
-            return {
-                LOGBOOK_ENTRY_NAME: pbx_name(event.data),
-                LOGBOOK_ENTRY_MESSAGE: message(event.data),
-            }
-
+    for event_type in _MESSAGES:
         async_describe_event(DOMAIN, event_type, describe)

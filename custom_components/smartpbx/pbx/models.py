@@ -15,6 +15,19 @@ from typing import Any
 type RawPayload = Mapping[str, Any]
 
 
+def _plain(payload: RawPayload) -> dict[str, Any]:
+    """A plain dict copy, so nobody holding it can mutate a model's payload."""
+    return {
+        key: _plain(value) if isinstance(value, Mapping) else value
+        for key, value in payload.items()
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    # The PBX prints its local wall-clock time without a zone: keep it naive, as sent.
+    return None if value is None else value.isoformat()
+
+
 class ExtensionState(StrEnum):
     """Extension (Asterisk hint) state, normalised. UNKNOWN keeps the raw text elsewhere."""
 
@@ -309,6 +322,10 @@ class InviteEvent:
     callid: str | None
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data under the wire's names."""
+        return {"from": self.from_number, "to": self.to_number, "callid": self.callid}
+
 
 @dataclass(frozen=True, slots=True)
 class IvrDtmfEvent:
@@ -319,6 +336,10 @@ class IvrDtmfEvent:
     dtmf: str
     callid: str | None
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data under the wire's names."""
+        return {"ivr": self.ivr, "caller": self.caller, "dtmf": self.dtmf, "callid": self.callid}
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +370,24 @@ class CallRecord:
         """Not answered, whatever the direction: NO ANSWER, BUSY, FAILED, an unknown word."""
         return self.disposition is not CallDisposition.ANSWERED
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: the normalised fields, times in ISO 8601, the wire's direction."""
+        return {
+            "callid": self.callid,
+            "src": self.src,
+            "src_channel": self.src_channel,
+            "dst": self.dst,
+            "dst_channel": self.dst_channel,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "billsec": self.billsec,
+            "disposition": self.disposition.value,
+            "disposition_raw": self.disposition_raw,
+            "direction": self.direction,
+            "dtmf": self.dtmf,
+            "record_file": self.record_file,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class UnknownEvent:
@@ -356,6 +395,10 @@ class UnknownEvent:
 
     event: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: the event's name and a copy of its payload."""
+        return {"event": self.event, "payload": _plain(self.raw)}
 
 
 # The events below are newer than the document (seen in the field, see FIELD.md). They
@@ -374,6 +417,23 @@ class CallStatusEvent(UnknownEvent):
 
     calls: tuple[LiveCall, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: one name for both spellings (the payload keeps it), the calls typed."""
+        return {
+            "event": "callstatus",
+            "calls": [
+                {
+                    "callid": call.callid,
+                    "caller": call.caller,
+                    "called": call.called,
+                    "state": call.state,
+                    "direction": call.direction_kind.value,
+                }
+                for call in self.calls
+            ],
+            "payload": _plain(self.raw),
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HangupEvent(UnknownEvent):
@@ -383,6 +443,17 @@ class HangupEvent(UnknownEvent):
     channel: str | None
     caller: str | None = None
     called: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: the fields read and a copy of the payload."""
+        return {
+            "event": self.event,
+            "callid": self.callid,
+            "channel": self.channel,
+            "caller": self.caller,
+            "called": self.called,
+            "payload": _plain(self.raw),
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,13 +21,16 @@ Invites and keypresses
 
 Extension status events set a state (applying one twice changes nothing) and unknown
 events have unknown meaning: both always pass.
+
+:class:`EventHub` puts the filter in front of an application's consumers.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 import json
+import logging
 import time
 from typing import Final
 
@@ -38,6 +41,12 @@ MAX_RECORDS: Final = 2048
 EVENT_WINDOW: Final = 60.0
 """Seconds within which the same invite or keypress is a redelivery."""
 _MAX_EVENTS: Final = 4096
+MAX_STARTUP_EVENTS: Final = 10_000
+"""Events an :class:`EventHub` keeps for late consumers (a long outage's queue); oldest go first."""
+
+_LOGGER = logging.getLogger(__name__)
+
+type EventConsumer = Callable[[PbxEvent], None]
 
 
 def record_identity(record: CallRecord) -> str | None:
@@ -124,3 +133,56 @@ class RedeliveryFilter:
             return True
         self._events[identity] = now
         return False
+
+
+class EventHub:
+    """Hands every event that is no redelivery to its consumers, nothing missed.
+
+    Meant to be the client's one event listener, added before the connection is made: a
+    persistent session's queued messages arrive right after CONNACK. Until
+    :meth:`started`, the events are also kept, so a consumer added later (during an
+    application's set-up) first gets the ones it missed, in order.
+    """
+
+    def __init__(
+        self,
+        seen_records: Iterable[str] = (),
+        *,
+        on_call_record: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_call_record`` is called for each call record let through (to save them)."""
+        self._filter = RedeliveryFilter(seen_records)
+        self._on_call_record = on_call_record
+        self._consumers: list[EventConsumer] = []
+        self._startup: deque[PbxEvent] | None = deque(maxlen=MAX_STARTUP_EVENTS)
+        self.redeliveries = 0
+        """Redelivered events dropped."""
+
+    def handle(self, event: PbxEvent) -> None:
+        """The client's event listener."""
+        if self._filter.is_redelivery(event):
+            self.redeliveries += 1
+            _LOGGER.debug("Dropped a redelivered %s", type(event).__name__)
+            return
+        if isinstance(event, CallRecord) and self._on_call_record is not None:
+            self._on_call_record()
+        if self._startup is not None:
+            self._startup.append(event)
+        for consumer in tuple(self._consumers):
+            consumer(event)
+
+    def add_consumer(self, consumer: EventConsumer) -> Callable[[], None]:
+        """Hand ``consumer`` the events it missed since start-up (until :meth:`started`),
+        then every event; returns the undo."""
+        for event in self._startup or ():
+            consumer(event)
+        self._consumers.append(consumer)
+        return lambda: self._consumers.remove(consumer) if consumer in self._consumers else None
+
+    def started(self) -> None:
+        """Every consumer is in place: forget the start-up events."""
+        self._startup = None
+
+    def seen_records(self) -> list[str]:
+        """The call record identities kept, oldest first (for storage)."""
+        return self._filter.seen_records()
