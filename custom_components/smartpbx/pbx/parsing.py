@@ -171,10 +171,22 @@ def _number(payload: Mapping[str, Any], *keys: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+_INT64: Final = range(-(2**63), 2**63)
+
+
 def _integer(payload: Mapping[str, Any], *keys: str) -> int | None:
-    """An integer field (floats are truncated toward zero, as the PBX means seconds)."""
+    """An integer field (floats are truncated toward zero, as the PBX means seconds).
+
+    Out of 64-bit range is garbage: no duration is that long, and Home Assistant's JSON
+    encoder refuses to store such a number.
+    """
+    _, value = _pick(payload, keys)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value in _INT64 else None
     number = _number(payload, *keys)
-    return None if number is None else int(number)
+    if number is None or not -(2.0**63) <= number < 2.0**63:
+        return None
+    return int(number)
 
 
 _TRUE_WORDS: Final = frozenset({"yes", "y", "true", "on", "1"})
