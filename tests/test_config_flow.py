@@ -43,6 +43,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
+from custom_components.smartpbx.pbx import client as pbx_client
 from custom_components.smartpbx.pbx.errors import (
     PbxConnectionError,
     PbxInvalidArgumentError,
@@ -115,7 +116,7 @@ def short_probe() -> Iterator[None]:
     """No PBX keeps a flow waiting for long in tests."""
     with (
         patch.object(probe, "PROBE_TIMEOUT", 2.0),
-        patch.object(probe, "PROBE_FIRST_ATTEMPT", 0.2),
+        patch.object(pbx_client, "DEVICE_INFO_FIRST_WAIT", 0.2),
     ):
         yield
 
@@ -880,12 +881,9 @@ async def test_probe_while_ha_mqtt_never_finishes_setting_up(hass: HomeAssistant
 
 
 async def test_probe_rejects_a_bad_token_before_connecting(hass: HomeAssistant) -> None:
-    with (
-        patch.object(probe, "create_transport") as create_transport,
-        pytest.raises(PbxInvalidArgumentError),
-    ):
+    # Without Home Assistant's MQTT, connecting first would raise PbxConnectionError.
+    with pytest.raises(PbxInvalidArgumentError):
         await probe.async_probe_pbx(hass, {**HA_MQTT_DATA, CONF_TOKEN: "a/b"})
-    create_transport.assert_not_called()
 
 
 async def test_probe_asks_again_when_the_first_reply_is_lost(
@@ -948,20 +946,3 @@ def test_every_field_has_a_label_and_a_description() -> None:
             assert set(data) == set(descriptions), f"{section}.{step_id}"
             assert all(data.values())
             assert all(descriptions.values())
-
-
-def test_create_transport_for_a_direct_entry(hass: HomeAssistant) -> None:
-    data = {
-        CONF_TRANSPORT: TRANSPORT_DIRECT,
-        CONF_HOST: "127.0.0.1",
-        CONF_PORT: 8883,
-        CONF_USERNAME: "ha",
-        CONF_PASSWORD: "hunter2",
-        CONF_TLS: True,
-        CONF_VERIFY_SSL: False,
-        CONF_TOKEN: TOKEN,
-    }
-    transport = probe.create_transport(hass, data)
-    assert isinstance(transport, probe.AiomqttTransport)
-    assert not transport.connected
-    assert "hunter2" not in repr(transport)
