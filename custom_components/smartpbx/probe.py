@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant
@@ -40,60 +40,41 @@ async def async_discard_direct_session(data: Mapping[str, Any], entry_id: str) -
         LOGGER.warning("Could not remove the MQTT session of the removed connection: %s", err)
 
 
-@asynccontextmanager
-async def _async_connected_transport(
-    hass: HomeAssistant, data: Mapping[str, Any], within: float
-) -> AsyncIterator[Transport]:
-    """A connected transport for the block, closed however it ends.
-
-    Raises PbxAuthError (credentials refused), PbxConnectionError (broker unreachable).
-    """
-    if data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
-        # Imported here: Home Assistant's MQTT integration (and paho) is only needed,
-        # and may only be installed, when it is the chosen transport.
-        from homeassistant.components import mqtt
-
-        from .mqtt_transport import HassMqttTransport
-
-        # Waits while Home Assistant's MQTT entry is still being set up.
-        try:
-            async with asyncio.timeout(within):
-                available = await mqtt.async_wait_for_mqtt_client(hass)
-        except TimeoutError:
-            available = False
-        if not available or not mqtt.is_connected(hass):
-            raise PbxConnectionError("Home Assistant's MQTT client is not connected")
-        yield HassMqttTransport(hass)
-        return
-
-    direct = AiomqttTransport.from_settings(data)
-    try:
-        await direct.connect(timeout=within)
-        yield direct
-    finally:
-        await direct.close()
-
-
-async def async_check_broker(hass: HomeAssistant, data: Mapping[str, Any]) -> None:
-    """Connect to the broker ``data`` describes and disconnect again."""
-    async with _async_connected_transport(hass, data, PROBE_TIMEOUT):
-        pass
-
-
-async def async_probe_pbx(
+async def async_probe(
     hass: HomeAssistant, data: Mapping[str, Any], *, probe_timeout: float | None = None
-) -> DeviceInfo:
-    """Ask the PBX that ``data`` (config entry data) names for its device info.
+) -> DeviceInfo | None:
+    """Connect to the broker ``data`` (config entry data) names; with a token, ask the PBX.
 
-    ``probe_timeout`` bounds the connection and the answer together. Raises what the
-    connection raises, PbxInvalidArgumentError (bad token, nothing sent), PbxTimeoutError.
+    Everything is closed again. ``probe_timeout`` bounds it all. Raises PbxAuthError
+    (credentials refused), PbxConnectionError (broker unreachable), PbxInvalidArgumentError
+    (a token that cannot be a topic level: nothing is sent), PbxTimeoutError (no answer).
     """
-    token = validate_token(data[CONF_TOKEN])
-    total = PROBE_TIMEOUT if probe_timeout is None else probe_timeout
-    async with _async_connected_transport(hass, data, total) as transport:
-        client = SmartPbxClient(transport, token, timeout=total)
-        try:
-            await client.start()
-            return await client.device_info_within(total)
-        finally:
-            await client.stop()
+    token = validate_token(data[CONF_TOKEN]) if CONF_TOKEN in data else None
+    within = PROBE_TIMEOUT if probe_timeout is None else probe_timeout
+    async with AsyncExitStack() as stack:
+        if data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
+            # Imported here: Home Assistant's MQTT integration (and paho) is only needed,
+            # and may only be installed, when it is the chosen transport.
+            from homeassistant.components import mqtt
+
+            from .mqtt_transport import HassMqttTransport
+
+            # Waits while Home Assistant's MQTT entry is still being set up.
+            try:
+                async with asyncio.timeout(within):
+                    available = await mqtt.async_wait_for_mqtt_client(hass)
+            except TimeoutError:
+                available = False
+            if not available or not mqtt.is_connected(hass):
+                raise PbxConnectionError("Home Assistant's MQTT client is not connected")
+            transport: Transport = HassMqttTransport(hass)
+        else:
+            transport = direct = AiomqttTransport.from_settings(data)
+            stack.push_async_callback(direct.close)
+            await direct.connect(timeout=within)
+        if token is None:
+            return None
+        client = SmartPbxClient(transport, token, timeout=within)
+        stack.push_async_callback(client.stop)
+        await client.start()
+        return await client.device_info_within(within)
