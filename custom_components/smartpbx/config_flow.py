@@ -167,7 +167,7 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             data = data_of(user_input)
             info, error = await _async_error_of(async_probe(self.hass, data))
             if error is None:
-                return await self._async_finish(info, data)
+                return await self._async_after_probe(info, data)
             errors["base"] = error
         suggested = suggested or user_input
         if suggested is None and self.source == SOURCE_RECONFIGURE:
@@ -212,11 +212,11 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             lambda form: {**self._data, CONF_TOKEN: form[CONF_TOKEN].strip()},
         )
 
-    async def _async_finish(
+    async def _async_after_probe(
         self, info: DeviceInfo | None, data: dict[str, Any]
     ) -> ConfigFlowResult:
-        """After the broker, the token; then create the entry, or update the reconfigured
-        or reauthenticated one if the same PBX answered."""
+        """After a broker check the token step; once the PBX answered, the entry: created,
+        or (reconfigure, reauth) updated if the same PBX answered."""
         if info is None:
             self._data = data
             return await self.async_step_token()

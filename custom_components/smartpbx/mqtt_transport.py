@@ -1,7 +1,4 @@
-"""The client library's Transport over Home Assistant's MQTT integration.
-
-HA's MQTT client reconnects and restores its subscriptions by itself: nothing to do here.
-"""
+"""The library's Transport over Home Assistant's MQTT, which reconnects and resubscribes itself."""
 
 from __future__ import annotations
 
