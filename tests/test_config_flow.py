@@ -937,6 +937,15 @@ async def test_probe_closes_its_connection(
     assert not any(transport.connected for transport in closed)
 
 
+@direct
+async def test_a_session_on_an_unreachable_broker_is_only_warned_about(
+    socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = {CONF_TRANSPORT: TRANSPORT_DIRECT, CONF_HOST: "127.0.0.1", CONF_PORT: free_port()}
+    await probe.async_discard_direct_session(data, "entry-id")
+    assert "Could not remove the MQTT session of the removed connection" in caplog.text
+
+
 # --- translations ---
 
 
