@@ -55,6 +55,7 @@ from custom_components.smartpbx.pbx import (
     TrunkType,
     UnknownEvent,
     cdr_topic,
+    client as pbx_client,
     command_topic,
     event_topic,
     inbound_filter,
@@ -626,6 +627,32 @@ async def test_client_default_timeout(
         with pytest.raises(PbxTimeoutError, match=r"within 0\.2 s"):
             await quick.trunk_list()
         await quick.stop()
+
+
+async def test_device_info_within_asks_again_with_growing_waits(
+    responder: PbxResponder, client: SmartPbxClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost reply is asked for again; a silent PBX is asked with doubling waits until
+    the deadline."""
+    monkeypatch.setattr(pbx_client, "DEVICE_INFO_FIRST_WAIT", 0.1)
+
+    def lose_the_first(sub_topic: str, command: Command) -> dict[str, Any] | None:
+        return vendor_handler(sub_topic, command) if len(responder.commands) > 1 else None
+
+    responder.handler = lose_the_first
+    assert (await client.device_info_within(5)).serial == "XR18132110000787"
+    assert [command["cmd"] for _, command in responder.commands] == ["deviceInfo"] * 2
+
+    responder.handler = silent_handler
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(PbxTimeoutError) as timed_out:
+        await client.device_info_within(0.65)
+    assert 0.6 <= loop.time() - started < 1.5
+    assert timed_out.value.timeout == pytest.approx(0.65)
+    await responder.wait_commands(2 + 3)  # waits of 0.1, 0.2 and the remaining 0.35 s
+    await asyncio.sleep(0.2)
+    assert len(responder.commands) == 2 + 3
 
 
 async def test_not_connected_fails_fast_and_publishes_nothing(

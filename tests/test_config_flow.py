@@ -43,6 +43,7 @@ from custom_components.smartpbx.const import (
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
+from custom_components.smartpbx.pbx import client as pbx_client
 from custom_components.smartpbx.pbx.errors import (
     PbxConnectionError,
     PbxInvalidArgumentError,
@@ -115,7 +116,7 @@ def short_probe() -> Iterator[None]:
     """No PBX keeps a flow waiting for long in tests."""
     with (
         patch.object(probe, "PROBE_TIMEOUT", 2.0),
-        patch.object(probe, "PROBE_FIRST_ATTEMPT", 0.2),
+        patch.object(pbx_client, "DEVICE_INFO_FIRST_WAIT", 0.2),
     ):
         yield
 
@@ -602,13 +603,13 @@ async def test_a_thousand_events_probe_a_pbx_once(
     else:
         ha_pbx.silent = True
     probes: list[str] = []
-    real_probe = config_flow.async_probe_pbx
+    real_probe = config_flow.async_probe
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         probes.append(pbx_state)
         return await real_probe(*args, **kwargs)
 
-    with patch.object(config_flow, "async_probe_pbx", counted):
+    with patch.object(config_flow, "async_probe", counted):
         for n in range(1000):
             topic = f"device/{TOKEN}/api/v1.0/{'cdr' if n % 2 else 'event'}"
             async_fire_mqtt_message(hass, topic, EVENT_PAYLOAD + b" " * (n % 7))
@@ -870,22 +871,19 @@ async def test_the_options_are_the_phonebook_only(hass: HomeAssistant) -> None:
 
 async def test_probe_without_ha_mqtt(hass: HomeAssistant) -> None:
     with pytest.raises(PbxConnectionError):
-        await probe.async_probe_pbx(hass, HA_MQTT_DATA)
+        await probe.async_probe(hass, HA_MQTT_DATA)
 
 
 async def test_probe_while_ha_mqtt_never_finishes_setting_up(hass: HomeAssistant) -> None:
     MockConfigEntry(domain="mqtt", data={"broker": "mock-broker"}).add_to_hass(hass)
     with pytest.raises(PbxConnectionError):
-        await probe.async_probe_pbx(hass, HA_MQTT_DATA, probe_timeout=0.05)
+        await probe.async_probe(hass, HA_MQTT_DATA, probe_timeout=0.05)
 
 
 async def test_probe_rejects_a_bad_token_before_connecting(hass: HomeAssistant) -> None:
-    with (
-        patch.object(probe, "create_transport") as create_transport,
-        pytest.raises(PbxInvalidArgumentError),
-    ):
-        await probe.async_probe_pbx(hass, {**HA_MQTT_DATA, CONF_TOKEN: "a/b"})
-    create_transport.assert_not_called()
+    # Without Home Assistant's MQTT, connecting first would raise PbxConnectionError.
+    with pytest.raises(PbxInvalidArgumentError):
+        await probe.async_probe(hass, {**HA_MQTT_DATA, CONF_TOKEN: "a/b"})
 
 
 async def test_probe_asks_again_when_the_first_reply_is_lost(
@@ -899,7 +897,7 @@ async def test_probe_asks_again_when_the_first_reply_is_lost(
         ha_pbx.silent = False
 
     with patch.object(ha_pbx, "handle_command", side_effect=drop_first):
-        info = await probe.async_probe_pbx(hass, HA_MQTT_DATA)
+        info = await probe.async_probe(hass, HA_MQTT_DATA)
     assert info.serial == SERIAL
     assert ha_pbx.commands_received == 2
 
@@ -909,7 +907,7 @@ async def test_probe_gives_up_at_its_deadline(hass: HomeAssistant, ha_pbx: Simul
     loop = hass.loop
     started = loop.time()
     with pytest.raises(PbxTimeoutError):
-        await probe.async_probe_pbx(hass, HA_MQTT_DATA, probe_timeout=1.5)
+        await probe.async_probe(hass, HA_MQTT_DATA, probe_timeout=1.5)
     assert 1.45 <= loop.time() - started < 3.0
     # Asks after 0.2 s, 0.4 s, ... until the deadline; waiting for HA to confirm the
     # subscription first (its subscribe cooldown is up to 0.5 s) shortens the series.
@@ -917,9 +915,10 @@ async def test_probe_gives_up_at_its_deadline(hass: HomeAssistant, ha_pbx: Simul
 
 
 @direct
-async def test_check_broker_closes_its_connection(
-    hass: HomeAssistant, broker: MosquittoBroker
+async def test_probe_closes_its_connection(
+    hass: HomeAssistant, broker: MosquittoBroker, sim: SimulatorRunner
 ) -> None:
+    """Whether it asks the PBX, only checks the broker, or fails."""
     closed = []
     real_close = probe.AiomqttTransport.close
 
@@ -927,12 +926,24 @@ async def test_check_broker_closes_its_connection(
         closed.append(self)
         await real_close(self)
 
+    broker_only = direct_data(broker)
+    del broker_only[CONF_TOKEN]
     with patch.object(probe.AiomqttTransport, "close", spy_close):
-        await probe.async_check_broker(hass, direct_data(broker))
+        assert (await probe.async_probe(hass, direct_data(broker))).serial == SERIAL
+        assert await probe.async_probe(hass, broker_only) is None
         with pytest.raises(PbxConnectionError):
-            await probe.async_check_broker(hass, direct_data(broker, **{CONF_PORT: free_port()}))
-    assert len(closed) == 2
+            await probe.async_probe(hass, broker_only | {CONF_PORT: free_port()})
+    assert len(closed) == 3
     assert not any(transport.connected for transport in closed)
+
+
+@direct
+async def test_a_session_on_an_unreachable_broker_is_only_warned_about(
+    socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = {CONF_TRANSPORT: TRANSPORT_DIRECT, CONF_HOST: "127.0.0.1", CONF_PORT: free_port()}
+    await probe.async_discard_direct_session(data, "entry-id")
+    assert "Could not remove the MQTT session of the removed connection" in caplog.text
 
 
 # --- translations ---
@@ -948,20 +959,3 @@ def test_every_field_has_a_label_and_a_description() -> None:
             assert set(data) == set(descriptions), f"{section}.{step_id}"
             assert all(data.values())
             assert all(descriptions.values())
-
-
-def test_create_transport_for_a_direct_entry(hass: HomeAssistant) -> None:
-    data = {
-        CONF_TRANSPORT: TRANSPORT_DIRECT,
-        CONF_HOST: "127.0.0.1",
-        CONF_PORT: 8883,
-        CONF_USERNAME: "ha",
-        CONF_PASSWORD: "hunter2",
-        CONF_TLS: True,
-        CONF_VERIFY_SSL: False,
-        CONF_TOKEN: TOKEN,
-    }
-    transport = probe.create_transport(hass, data)
-    assert isinstance(transport, probe.AiomqttTransport)
-    assert not transport.connected
-    assert "hunter2" not in repr(transport)

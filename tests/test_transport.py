@@ -162,6 +162,19 @@ def test_session_policy_and_repr() -> None:
     assert AiomqttTransport("127.0.0.1", client_id="x", clean_session=True).clean_session
 
 
+def test_from_settings_as_a_config_entry_stores_them() -> None:
+    settings = {"host": " 127.0.0.1 ", "port": 8883, "username": "", "password": "hunter2"}
+    stable = AiomqttTransport.from_settings(settings, client_id="ha-entry-1")
+    assert (stable.client_id, stable.clean_session, stable.connected) == (
+        "ha-entry-1",
+        False,
+        False,
+    )
+    assert "127.0.0.1:8883" in repr(stable)
+    assert "hunter2" not in repr(stable)
+    assert AiomqttTransport.from_settings({"host": "127.0.0.1"}).clean_session
+
+
 # --- subscriptions and dispatch ----------------------------------------------------------
 
 
@@ -857,6 +870,20 @@ async def test_tls_with_an_unknown_ca_is_refused(tls_broker: TlsBroker) -> None:
     with pytest.raises(PbxConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
         await transport.connect(timeout=5)
     await transport.close()
+
+
+async def test_from_settings_verifies_the_certificate_unless_told_not_to(
+    tls_broker: TlsBroker,
+) -> None:
+    settings = {"host": tls_broker.host, "port": tls_broker.port, "tls": True}
+    verifying = AiomqttTransport.from_settings(settings)
+    with pytest.raises(PbxConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+        await verifying.connect(timeout=5)
+    await verifying.close()
+    insecure = AiomqttTransport.from_settings(settings | {"verify_ssl": False})
+    await insecure.connect(timeout=5)
+    assert insecure.connected
+    await insecure.close()
 
 
 def open_broker(users: dict[str, str] | None = None, port: int | None = None) -> MosquittoBroker:

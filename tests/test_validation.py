@@ -12,6 +12,7 @@ from custom_components.smartpbx.pbx.validation import (
     MAX_NUMBER_LENGTH,
     MAX_TEXT_LENGTH,
     MAX_TOKEN_LENGTH,
+    token_of_publication,
     validate_alarm_start,
     validate_callid,
     validate_channel,
@@ -76,6 +77,24 @@ def test_token_accepted(token: str) -> None:
 def test_token_refused(token: object) -> None:
     with refused("token"):
         validate_token(token)
+
+
+@pytest.mark.parametrize(
+    ("topic", "token"),
+    [
+        ("device/tok/api/v1.0/event", "tok"),
+        ("device/tok/api/v1.0/cdr", "tok"),
+        ("device/tok/api/v1.0/response", None),
+        ("device/tok/api/v2.0/event", None),
+        ("device/tok/extra/api/v1.0/event", None),
+        ("device//api/v1.0/event", None),
+        ("device/bad token/api/v1.0/event", None),
+        (f"device/{'x' * (MAX_TOKEN_LENGTH + 1)}/api/v1.0/cdr", None),
+        ("homeassistant/status", None),
+    ],
+)
+def test_token_of_publication(topic: str, token: str | None) -> None:
+    assert token_of_publication(topic) == token
 
 
 # --- numbers -----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from .pbx.models import (
     PbxEvent,
 )
 from .pbx.transport import Transport
-from .probe import async_discard_direct_session, create_direct_transport, direct_client_id
+from .probe import async_discard_direct_session, direct_client_id
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -216,7 +216,7 @@ async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntr
         async_delete_mqtt_issue(hass, entry.entry_id)
         return HassMqttTransport(hass)
 
-    return create_direct_transport(
+    return AiomqttTransport.from_settings(
         entry.data,
         # Stable across restarts, so the broker resumes the persistent session and keeps
         # what the PBX published while Home Assistant was away.

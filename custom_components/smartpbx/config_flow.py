@@ -1,25 +1,20 @@
-"""Config flow of the Smart PBX integration.
-
-Nothing is saved until the PBX itself has answered ``deviceInfo``: its serial number is
-the config entry's unique id, its device name the entry's title. The options hold the
-phonebook (caller_names.py), saved only once it reads without an error.
-"""
+"""Config flow: nothing is saved until the PBX answers; its serial is the unique id."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
-import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
+    SOURCE_USER,
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -61,25 +56,11 @@ from .pbx.errors import (
 )
 from .pbx.models import DeviceInfo
 from .pbx.phonebook import DialPlan
-from .pbx.validation import validate_token
-from .probe import async_check_broker, async_discard_direct_session, async_probe_pbx
+from .pbx.validation import token_of_publication
+from .probe import async_discard_direct_session, async_probe
 
-MQTT_DOMAIN: Final = "mqtt"
-
-# What the PBX publishes on, as the manifest's ``mqtt`` filters match it.
-_DISCOVERY_TOPIC_RE: Final = re.compile(r"device/(?P<token>[^/]+)/api/v1\.0/(?:event|cdr)")
-
-_BROKER_FIELDS: Final = (
-    CONF_HOST,
-    CONF_PORT,
-    CONF_USERNAME,
-    CONF_PASSWORD,
-    CONF_TLS,
-    CONF_VERIFY_SSL,
-)
-
-# Schemas are typed Any: Home Assistant's signatures name probatio's Schema, which type
-# checkers do not equate with the voluptuous name imported here (aliased at run time).
+# Typed Any: Home Assistant's signatures name probatio's Schema, which type checkers do
+# not equate with the voluptuous name imported here (aliased at run time).
 _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
     {
         vol.Optional(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
@@ -88,7 +69,6 @@ _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
         ),
     }
 )
-
 _DIRECT_SCHEMA: Final[Any] = vol.Schema(
     {
         vol.Required(CONF_HOST): TextSelector(TextSelectorConfig(autocomplete="off")),
@@ -100,9 +80,11 @@ _DIRECT_SCHEMA: Final[Any] = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
     }
 )
-
-# Optional fields: an emptied text field is left out of the input, and "" is a valid
-# trunk prefix (Italy, Spain...). Suggested values, not defaults, so it can be emptied.
+_TOKEN_SCHEMA: Final[Any] = vol.Schema(
+    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
+)
+# Optional fields with suggested values, not defaults, so that they can be emptied: ""
+# is a valid trunk prefix (Italy, Spain...).
 _PHONEBOOK_SCHEMA: Final[Any] = vol.Schema(
     {
         vol.Optional(CONF_PHONEBOOK): TextSelector(TextSelectorConfig(multiline=True)),
@@ -111,31 +93,21 @@ _PHONEBOOK_SCHEMA: Final[Any] = vol.Schema(
     }
 )
 
-_TOKEN_SCHEMA: Final[Any] = vol.Schema(
-    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
-)
+
+def _credentials(form: Mapping[str, Any]) -> dict[str, Any]:
+    """Username and password from a form; blank ones become None (anonymous)."""
+    return {key: form.get(key) or None for key in (CONF_USERNAME, CONF_PASSWORD)}
 
 
-def _ha_mqtt_loaded(hass: HomeAssistant) -> bool:
-    """Whether Home Assistant's own MQTT integration is set up and loaded."""
-    return bool(hass.config_entries.async_loaded_entries(MQTT_DOMAIN))
-
-
-def _broker_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Direct-transport entry data from the broker form; blank credentials become None."""
+def _broker_data(form: Mapping[str, Any]) -> dict[str, Any]:
     return {
         CONF_TRANSPORT: TRANSPORT_DIRECT,
-        CONF_HOST: user_input[CONF_HOST].strip(),
-        CONF_PORT: int(user_input[CONF_PORT]),
-        CONF_USERNAME: user_input.get(CONF_USERNAME) or None,
-        CONF_PASSWORD: user_input.get(CONF_PASSWORD) or None,
-        CONF_TLS: user_input[CONF_TLS],
-        CONF_VERIFY_SSL: user_input[CONF_VERIFY_SSL],
+        CONF_HOST: form[CONF_HOST].strip(),
+        CONF_PORT: int(form[CONF_PORT]),
+        **_credentials(form),
+        CONF_TLS: form[CONF_TLS],
+        CONF_VERIFY_SSL: form[CONF_VERIFY_SSL],
     }
-
-
-def _title(info: DeviceInfo) -> str:
-    return info.device_name or info.serial
 
 
 async def _async_error_of[T](check: Awaitable[T]) -> tuple[T | None, str | None]:
@@ -159,14 +131,11 @@ async def _async_error_of[T](check: Awaitable[T]) -> tuple[T | None, str | None]
 class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a Smart PBX: choose a broker, enter the token, let the PBX answer."""
 
-    VERSION = 1
-    MINOR_VERSION = 1
-
     def __init__(self) -> None:
-        self._connection: dict[str, Any] = {}
-        """Transport settings chosen so far (everything but the token)."""
+        self._data: dict[str, Any] = {}
+        """Entry data gathered so far (all but the token until the token step)."""
         self._discovered_token: str | None = None
-        self._discovered_info: DeviceInfo | None = None
+        self._placeholders: dict[str, str] = {}
 
     @staticmethod
     @callback
@@ -180,107 +149,98 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             and other_flow._discovered_token == self._discovered_token
         )
 
-    # --- user and reconfigure: transport, then token ---
+    async def _async_probe_step(
+        self,
+        step_id: str,
+        schema: Any,
+        user_input: dict[str, Any] | None,
+        data_of: Callable[[dict[str, Any]], dict[str, Any]],
+        suggested: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ConfigFlowResult:
+        """Probe with the entry data the filled-in form gives, or show it (again, with why).
+
+        The form suggests what was typed; reconfiguring, first what the entry holds.
+        """
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = data_of(user_input)
+            info, error = await _async_error_of(async_probe(self.hass, data))
+            if error is None:
+                return await self._async_after_probe(info, data)
+            errors["base"] = error
+        suggested = suggested or user_input
+        if suggested is None and self.source == SOURCE_RECONFIGURE:
+            entry_data = self._get_reconfigure_entry().data
+            suggested = {key: value for key, value in entry_data.items() if value is not None}
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+            **kwargs,
+        )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """How to reach the PBX: Home Assistant's MQTT (when loaded) or a broker."""
-        return await self._async_step_choose_transport("user")
+        if not self.hass.config_entries.async_loaded_entries("mqtt"):
+            # A menu with one choice would only be an extra click.
+            return await self.async_step_direct()
+        # Also the reconfigure step: its menu has that step id.
+        return self.async_show_menu(
+            step_id=self.source, menu_options=[TRANSPORT_HA_MQTT, TRANSPORT_DIRECT]
+        )
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Change the broker or the token of a configured PBX."""
-        return await self._async_step_choose_transport("reconfigure")
-
-    async def _async_step_choose_transport(self, step_id: str) -> ConfigFlowResult:
-        if _ha_mqtt_loaded(self.hass):
-            return self.async_show_menu(
-                step_id=step_id, menu_options=[TRANSPORT_HA_MQTT, TRANSPORT_DIRECT]
-            )
-        # A menu with one choice would only be an extra click.
-        return await self.async_step_direct()
+    async_step_reconfigure = async_step_user
 
     async def async_step_ha_mqtt(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Use Home Assistant's MQTT integration: only the token is needed."""
-        self._connection = {CONF_TRANSPORT: TRANSPORT_HA_MQTT}
+        self._data = {CONF_TRANSPORT: TRANSPORT_HA_MQTT}
         return await self.async_step_token()
 
     async def async_step_direct(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The broker the PBX's API Manager page points at."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            connection = _broker_data(user_input)
-            _, error = await _async_error_of(async_check_broker(self.hass, connection))
-            if error is None:
-                self._connection = connection
-                return await self.async_step_token()
-            errors["base"] = error
-        suggested: Mapping[str, Any] = user_input or {}
-        if user_input is None and self.source == SOURCE_RECONFIGURE:
-            entry_data = self._get_reconfigure_entry().data
-            if entry_data[CONF_TRANSPORT] == TRANSPORT_DIRECT:
-                suggested = {
-                    key: entry_data[key]
-                    for key in _BROKER_FIELDS
-                    if entry_data.get(key) is not None
-                }
-        return self.async_show_form(
-            step_id="direct",
-            data_schema=self.add_suggested_values_to_schema(_DIRECT_SCHEMA, suggested),
-            errors=errors,
-        )
+        return await self._async_probe_step("direct", _DIRECT_SCHEMA, user_input, _broker_data)
 
     async def async_step_token(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The token from the PBX's API Manager page; the PBX must answer on it."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**self._connection, CONF_TOKEN: user_input[CONF_TOKEN].strip()}
-            info, error = await _async_error_of(async_probe_pbx(self.hass, data))
-            if info is not None:
-                return await self._async_finish(info, data)
-            errors["base"] = error or "unknown"
-        suggested: Mapping[str, Any] = user_input or {}
-        if user_input is None and self.source == SOURCE_RECONFIGURE:
-            suggested = {CONF_TOKEN: self._get_reconfigure_entry().data[CONF_TOKEN]}
-        return self.async_show_form(
-            step_id="token",
-            data_schema=self.add_suggested_values_to_schema(_TOKEN_SCHEMA, suggested),
-            errors=errors,
+        return await self._async_probe_step(
+            "token",
+            _TOKEN_SCHEMA,
+            user_input,
+            lambda form: {**self._data, CONF_TOKEN: form[CONF_TOKEN].strip()},
         )
 
-    async def _async_finish(self, info: DeviceInfo, data: dict[str, Any]) -> ConfigFlowResult:
-        """Create the entry, or update the reconfigured one if it is the same PBX."""
-        if self.source == SOURCE_RECONFIGURE:
-            await self.async_set_unique_id(info.serial, raise_on_progress=False)
-            self._abort_if_unique_id_mismatch(
-                description_placeholders={"name": _title(info), "serial": info.serial}
-            )
-            entry = self._get_reconfigure_entry()
-            if entry.data[CONF_TRANSPORT] == TRANSPORT_DIRECT:
-                # The old connection's persistent session would stay on its broker,
-                # subscribed and queueing; it goes while the entry is down (the reload
-                # below sets it up again).
-                await self.hass.config_entries.async_unload(entry.entry_id)
-                await async_discard_direct_session(entry.data, entry.entry_id)
-            return self.async_update_reload_and_abort(entry, data=data)
-        # A user flow may run beside a discovery flow for the same PBX; whichever
-        # finishes first wins and Home Assistant aborts the other.
+    async def _async_after_probe(
+        self, info: DeviceInfo | None, data: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """After a broker check the token step; once the PBX answered, the entry: created,
+        or (reconfigure, reauth) updated if the same PBX answered."""
+        if info is None:
+            self._data = data
+            return await self.async_step_token()
         await self.async_set_unique_id(info.serial, raise_on_progress=False)
-        self._abort_if_unique_id_configured()
-        return self.async_create_entry(title=_title(info), data=data)
-
-    # --- MQTT discovery ---
+        if self.source == SOURCE_USER:
+            # Beside a discovery flow of the same PBX, the first to finish wins.
+            self._abort_if_unique_id_configured()
+            return self.async_create_entry(title=info.display_name, data=data)
+        self._abort_if_unique_id_mismatch(
+            description_placeholders={"name": info.display_name, "serial": info.serial}
+        )
+        if self.source != SOURCE_RECONFIGURE:
+            return self.async_update_reload_and_abort(self._get_reauth_entry(), data=data)
+        entry = self._get_reconfigure_entry()
+        if entry.data[CONF_TRANSPORT] == TRANSPORT_DIRECT:
+            # The old connection's persistent session would stay on its broker, subscribed
+            # and queueing; it goes while the entry is down (the reload sets it up again).
+            await self.hass.config_entries.async_unload(entry.entry_id)
+            await async_discard_direct_session(entry.data, entry.entry_id)
+        return self.async_update_reload_and_abort(entry, data=data)
 
     async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
         """A PBX published an event or CDR through Home Assistant's MQTT."""
-        match = _DISCOVERY_TOPIC_RE.fullmatch(discovery_info.topic)
-        if match is None:
-            return self.async_abort(reason="invalid_discovery_info")
-        try:
-            token = validate_token(match["token"])
-        except PbxInvalidArgumentError:
+        if (token := token_of_publication(discovery_info.topic)) is None:
             return self.async_abort(reason="invalid_discovery_info")
         # Cheap checks first: every event the PBX publishes starts a new flow.
         self._async_abort_entries_match({CONF_TOKEN: token})
@@ -295,44 +255,33 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="already_discovered")
         probed.add(token)
 
-        data = {CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: token}
-        info, error = await _async_error_of(async_probe_pbx(self.hass, data))
+        self._data = {CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: token}
+        info, error = await _async_error_of(async_probe(self.hass, self._data))
         if info is None:
             return self.async_abort(reason=error or "unknown")
-
         existing = await self.async_set_unique_id(info.serial)
         if existing is not None and existing.data.get(CONF_TRANSPORT) == TRANSPORT_HA_MQTT:
             # A PBX has one token; answering on a new one means the old one is dead.
             self._abort_if_unique_id_configured(updates={CONF_TOKEN: token})
         self._abort_if_unique_id_configured()
-
-        self._discovered_info = info
-        self.context["title_placeholders"] = {"name": _title(info)}
+        self.context["title_placeholders"] = {"name": info.display_name}
+        self._placeholders = {
+            "name": info.display_name,
+            "serial": info.serial,
+            "firmware": info.firmware,
+        }
         return await self.async_step_discovery_confirm()
 
     async def async_step_discovery_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """The discovered PBX answered; the user only confirms."""
-        assert self._discovered_info is not None
-        assert self._discovered_token is not None
-        info = self._discovered_info
         if user_input is not None:
-            return self.async_create_entry(
-                title=_title(info),
-                data={CONF_TRANSPORT: TRANSPORT_HA_MQTT, CONF_TOKEN: self._discovered_token},
-            )
+            return self.async_create_entry(title=self._placeholders["name"], data=self._data)
         self._set_confirm_only()
         return self.async_show_form(
-            step_id="discovery_confirm",
-            description_placeholders={
-                "name": _title(info),
-                "serial": info.serial,
-                "firmware": info.firmware,
-            },
+            step_id="discovery_confirm", description_placeholders=self._placeholders
         )
-
-    # --- reauth: the broker refused the stored credentials ---
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Start re-authentication with the broker."""
@@ -346,36 +295,18 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Ask for the broker's username and password again."""
         entry = self._get_reauth_entry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            credentials = {
-                CONF_USERNAME: user_input.get(CONF_USERNAME) or None,
-                CONF_PASSWORD: user_input.get(CONF_PASSWORD) or None,
-            }
-            data = {**entry.data, **credentials}
-            info, error = await _async_error_of(async_probe_pbx(self.hass, data))
-            if info is not None:
-                await self.async_set_unique_id(info.serial, raise_on_progress=False)
-                self._abort_if_unique_id_mismatch(
-                    description_placeholders={"name": _title(info), "serial": info.serial}
-                )
-                return self.async_update_reload_and_abort(entry, data_updates=credentials)
-            errors["base"] = error or "unknown"
-        suggested = {CONF_USERNAME: (user_input or entry.data).get(CONF_USERNAME)}
-        return self.async_show_form(
-            step_id="reauth_confirm",
-            data_schema=self.add_suggested_values_to_schema(_CREDENTIALS_SCHEMA, suggested),
+        return await self._async_probe_step(
+            "reauth_confirm",
+            _CREDENTIALS_SCHEMA,
+            user_input,
+            lambda form: {**entry.data, **_credentials(form)},
+            {CONF_USERNAME: (user_input or entry.data).get(CONF_USERNAME)},
             description_placeholders={"host": entry.data[CONF_HOST]},
-            errors=errors,
         )
 
 
 class SmartPbxOptionsFlow(OptionsFlowWithReload):
-    """The phonebook; the entry reloads when it changes (which reads the file again).
-
-    Bad input shows the form again with what was typed and the line at fault; the saved
-    options stay as they were until the input reads without an error.
-    """
+    """The phonebook, saved once it reads without an error; the entry then reloads."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
@@ -389,6 +320,7 @@ class SmartPbxOptionsFlow(OptionsFlowWithReload):
             try:
                 plan = (await async_read_phonebook(self.hass, options)).plan
             except PhonebookInputError as err:
+                # The form again, with what was typed and the line at fault.
                 errors[err.field] = err.key
                 placeholders.update(err.placeholders)
             else:

@@ -17,13 +17,12 @@ TRANSPORT_HA_MQTT: Final = "ha_mqtt"
 TRANSPORT_DIRECT: Final = "direct"
 CONF_TOKEN: Final = "token"
 CONF_TLS: Final = "tls"
-CONF_VERIFY_SSL: Final = "verify_ssl"
-# CONF_HOST, CONF_PORT, CONF_USERNAME, CONF_PASSWORD come from homeassistant.const
+CONF_VERIFY_SSL: Final = "verify_ssl"  # host, port, username, password: homeassistant.const
 
 DEFAULT_PORT: Final = 1883
 
-# How long the PBX may stay silent before a repair issue suggests reconfiguring.
 SILENT_REPAIR_AFTER: Final = timedelta(minutes=15)
+"""How long the PBX may stay silent before a repair issue suggests reconfiguring."""
 
 # Bus events
 EVENT_INVITE: Final = f"{DOMAIN}_invite"
@@ -41,11 +40,8 @@ POLL_INTERVAL: Final = timedelta(seconds=30)
 LIVE_CALL_REFRESH_COOLDOWN: Final = 0.75
 """Seconds call events are batched before one ``livecall`` poll."""
 STATUS_FETCH_CONCURRENCY: Final = 8
-"""At most this many ``queue_status`` / ``conf_status`` requests in flight per poll.
-
-Each request that waits for the one before it pays a full round trip, ~40 ms with a
-Mosquitto left at ``set_tcp_nodelay false`` (see BENCHMARKS.md): 50 queues four at a time
-took most of a second there."""
+"""``queue_status`` / ``conf_status`` requests in flight per poll (each round trip may
+take ~40 ms: BENCHMARKS.md)."""
 MAX_CALLS_IN_ATTRIBUTES: Final = 20
 """The active-calls sensor lists at most this many calls in its attributes."""
 BOOT_TIME_TOLERANCE: Final = timedelta(minutes=1)
@@ -64,5 +60,4 @@ ISSUE_PBX_NOT_ANSWERING: Final = "pbx_not_answering"
 """Repair issue (one per entry): the PBX has not answered for SILENT_REPAIR_AFTER."""
 
 PROBED_TOKENS: Final[HassKey[set[str]]] = HassKey(f"{DOMAIN}_probed_tokens")
-"""Tokens MQTT discovery has asked a PBX about since start-up (forgotten when an entry
-is removed, so a PBX un-ignored or deleted can be discovered again)."""
+"""Tokens MQTT discovery asked about since start-up (forgotten when an entry is removed)."""

@@ -60,7 +60,6 @@ from .pbx.models import (
     Trunk,
 )
 from .pbx.transport import Transport
-from .probe import async_ask_device_info
 from .translated_errors import pbx_error_translation
 
 if TYPE_CHECKING:
@@ -191,9 +190,9 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         self._pushed_during_poll: dict[str, ExtensionStatusEvent] | None = None
 
     async def _async_setup(self) -> None:
-        """Before the first poll, make sure replies reach us at all (see probe.py)."""
+        """Before the first poll, make sure replies reach us at all (asked with growing waits)."""
         try:
-            await async_ask_device_info(self.client, within=SETUP_ANSWER_WITHIN)
+            await self.client.device_info_within(SETUP_ANSWER_WITHIN)
         except PbxError as err:
             raise update_failed(err) from err
 

@@ -1,7 +1,4 @@
-"""Device identifiers and unique ids, all derived from the PBX serial number.
-
-Never from a host, a token or a name: those change, the serial does not.
-"""
+"""Device identifiers, all from the PBX serial number: a host, token or name may change."""
 
 from __future__ import annotations
 

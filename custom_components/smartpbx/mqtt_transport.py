@@ -1,9 +1,4 @@
-"""The client library's Transport over Home Assistant's own MQTT integration.
-
-Like HA's Tasmota integration, the library stays HA-free and HA injects publish and
-subscribe into it. HA's MQTT client reconnects on its own and restores its
-subscriptions, so ours survive HA's reconnects with nothing to do here.
-"""
+"""The library's Transport over Home Assistant's MQTT, which reconnects and resubscribes itself."""
 
 from __future__ import annotations
 
@@ -39,8 +34,7 @@ class HassMqttTransport:
                 self._hass, topic, payload, qos=qos, retain=False, encoding=None
             )
         except HomeAssistantError as err:
-            # E.g. the broker refused the publication, or MQTT was unloaded meanwhile:
-            # to the client, a connection problem like any other.
+            # E.g. refused by the broker, or MQTT unloaded meanwhile: a connection problem.
             raise PbxConnectionError(f"Home Assistant's MQTT client failed: {err}") from err
 
     async def subscribe(
@@ -56,29 +50,21 @@ class HassMqttTransport:
         unsubscribe = await mqtt.async_subscribe(
             self._hass, topic_filter, _on_message, qos=qos, encoding=None
         )
-        if self.connected:
-            # HA batches SUBSCRIBE packets and sends them a moment later; a command
-            # published before the broker has the subscription would lose its reply.
-            await self._wait_subscribed(topic_filter, qos)
-        return unsubscribe
-
-    async def _wait_subscribed(self, topic_filter: str, qos: int) -> None:
-        done = self._hass.loop.create_future()
-
-        @callback
-        def _on_done() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        stop_waiting = mqtt.async_on_subscribe_done(self._hass, topic_filter, qos, _on_done)
+        if not self.connected:
+            return unsubscribe  # sent when HA reconnects; no SUBACK to wait for now
+        # HA batches SUBSCRIBE packets and sends them a moment later; a command published
+        # before the broker has the subscription would lose its reply.
+        subscribed = asyncio.Event()
+        stop_waiting = mqtt.async_on_subscribe_done(self._hass, topic_filter, qos, subscribed.set)
         try:
             async with asyncio.timeout(SUBSCRIBE_CONFIRM_TIMEOUT):
-                await done
+                await subscribed.wait()
         except TimeoutError:
             # Not fatal: HA keeps the subscription and sends it when it can.
             LOGGER.debug("MQTT subscription not confirmed within %s s", SUBSCRIBE_CONFIRM_TIMEOUT)
         finally:
             stop_waiting()
+        return unsubscribe
 
     def add_connection_listener(self, callback_: ConnectionCallback) -> Unsubscribe:
         @callback

@@ -56,7 +56,7 @@ Nothing here logs the password; topics (which contain the PBX token) are never l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import logging
@@ -65,7 +65,7 @@ import random
 import secrets
 import socket
 import ssl
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 
@@ -211,6 +211,28 @@ class AiomqttTransport:
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
         self._warnings = RateLimitedWarnings(_LOGGER)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], *, client_id: str | None = None
+    ) -> AiomqttTransport:
+        """A transport to the broker ``settings`` name, not yet connected.
+
+        Keys: ``host``; optional ``port``, ``username`` and ``password`` (blank: anonymous),
+        ``tls``, ``verify_ssl`` (default True). ``client_id`` should be stable for a
+        persistent session; None gives a random id with a clean session (a one-off check).
+        """
+        tls = bool(settings.get("tls", False))
+        return cls(
+            settings["host"],
+            settings.get("port", 1883),
+            username=settings.get("username") or None,
+            password=settings.get("password") or None,
+            tls=tls,
+            # Not verifying only means something with TLS on; it must not turn TLS on.
+            tls_insecure=tls and not settings.get("verify_ssl", True),
+            client_id=client_id,
+        )
 
     def __repr__(self) -> str:
         # Never the password; the host is not secret.

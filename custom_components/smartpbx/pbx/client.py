@@ -126,6 +126,8 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 15.0
 """Seconds a command waits for its reply: the field norm (FIELD.md; one client uses 12 s)."""
 MAX_PENDING = 2048
+DEVICE_INFO_FIRST_WAIT = 0.5
+"""Seconds :meth:`SmartPbxClient.device_info_within` waits for its first answer."""
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 """Inbound payloads larger than this are dropped unread (a thousand extensions: ~100 KiB)."""
 RECENT_REPLIES: Final = 8
@@ -365,6 +367,24 @@ class SmartPbxClient:
     async def device_info(self, *, timeout: float | None = None) -> DeviceInfo:
         raw = await self._execute(CommandTopic.SYSTEM, "deviceInfo", {}, timeout)
         return self._typed("deviceInfo", parse_device_info, raw)
+
+    async def device_info_within(self, within: float) -> DeviceInfo:
+        """Ask deviceInfo with a short wait, then twice as long each time, ``within`` s in all.
+
+        A reply to a command published right after subscribing can reach the broker before
+        the subscription does (Home Assistant's MQTT sends SUBSCRIBEs in batches) and be
+        lost; asking again with growing waits covers that and a slow PBX, never abandoning
+        one consistently slower than the first wait. Raises PbxTimeoutError after ``within``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        wait = DEVICE_INFO_FIRST_WAIT
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                return await self.device_info(timeout=min(wait, remaining))
+            except PbxTimeoutError:
+                wait *= 2
+        raise PbxTimeoutError("deviceInfo", within)
 
     async def extension_list(self, *, timeout: float | None = None) -> tuple[Extension, ...]:
         raw = await self._execute(CommandTopic.SYSTEM, "extension_list", {}, timeout)

@@ -159,6 +159,11 @@ class DeviceInfo:
     uptime: timedelta | None
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def display_name(self) -> str:
+        """The device name, or the serial when the PBX has none."""
+        return self.device_name or self.serial
+
 
 @dataclass(frozen=True, slots=True)
 class Extension:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from .errors import PbxInvalidArgumentError
 from .models import ListenMode, Permission, TransferOperation
-from .topics import CommandTopic
+from .topics import API_VERSION, CommandTopic
 
 MAX_TOKEN_LENGTH: Final = 128
 MAX_NUMBER_LENGTH: Final = 32
@@ -39,6 +39,10 @@ _ALARM_START_RE: Final = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 _SUB_TOPIC_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _COMMAND_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _FILE_NAME_FORBIDDEN: Final = frozenset("/\\")
+# What a PBX publishes its events and CDRs on.
+_PUBLICATION_RE: Final = re.compile(
+    rf"device/(?P<token>[^/]+)/api/{re.escape(API_VERSION)}/(?:event|cdr)"
+)
 
 
 def _fail(field: str, reason: str) -> PbxInvalidArgumentError:
@@ -72,6 +76,15 @@ def validate_token(token: object) -> str:
     if not text.isprintable() or any(char.isspace() for char in text):
         raise _fail("token", "must not contain whitespace or unprintable characters")
     return text
+
+
+def token_of_publication(topic: str) -> str | None:
+    """The valid token of an event or CDR topic a PBX publishes on; None for other topics."""
+    match = _PUBLICATION_RE.fullmatch(topic)
+    try:
+        return validate_token(match["token"]) if match else None
+    except PbxInvalidArgumentError:
+        return None
 
 
 def validate_number(value: object, field: str = "number") -> str:
