@@ -6,8 +6,8 @@ repr), so fields the firmware adds later are never lost. Parsing lives in ``pars
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -159,6 +159,20 @@ class Extension:
     port: str | None = None
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
+    def with_state(self, event: ExtensionStatusEvent) -> Extension:
+        """This extension in the state ``event`` reports."""
+        # Spelled out rather than dataclasses.replace, which inspects the fields on every
+        # call: this runs for every status event.
+        return Extension(
+            number=self.number,
+            type=self.type,
+            name=self.name,
+            state=event.state,
+            state_raw=event.state_raw,
+            port=self.port,
+            raw=self.raw,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Trunk:
@@ -192,6 +206,28 @@ class LiveCall:
     recording: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
+
+    def involves(self, number: str) -> bool:
+        """Whether ``number`` is the caller or the called party."""
+        return number in (self.caller, self.called)
+
+    def peer_of(self, number: str) -> str:
+        """The other party, as seen from ``number``."""
+        return self.called if self.caller == number else self.caller
+
+
+def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]:
+    """The live calls extension ``number`` takes part in, as caller or called party."""
+    return [call for call in calls if call.involves(number)]
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSnapshot:
+    """``deviceInfo``, ``extension_list`` and ``trunk_list``, asked together."""
+
+    device_info: DeviceInfo
+    extensions: tuple[Extension, ...]
+    trunks: tuple[Trunk, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +405,17 @@ class CallStatusEvent(UnknownEvent):
 
     calls: tuple[LiveCall, ...]
 
+    def merged_with(self, known: Iterable[LiveCall]) -> tuple[LiveCall, ...]:
+        """This event's calls; one already ``known`` keeps its details, takes the new state.
+
+        The event's entries carry no channels or durations (a ``livecall`` poll has them).
+        """
+        by_id = {call.callid: call for call in known}
+        return tuple(
+            call if (old := by_id.get(call.callid)) is None else replace(old, state=call.state)
+            for call in self.calls
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HangupEvent(UnknownEvent):
@@ -378,6 +425,12 @@ class HangupEvent(UnknownEvent):
     channel: str | None
     caller: str | None = None
     called: str | None = None
+
+    def ends(self, call: LiveCall) -> bool:
+        """Whether this event names ``call``, by call id or by one of its channels."""
+        if self.callid is not None and self.callid == call.callid:
+            return True
+        return self.channel is not None and self.channel in (call.source, call.destination)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
