@@ -33,6 +33,7 @@ from .pbx.client import SmartPbxClient
 from .pbx.concurrency import gather_bounded
 from .pbx.errors import PbxCommandFailedError, PbxError
 from .pbx.models import (
+    CallRecord,
     CallStatusEvent,
     Conference,
     ConferenceStatus,
@@ -41,7 +42,9 @@ from .pbx.models import (
     ExtensionState,
     ExtensionStatusEvent,
     HangupEvent,
+    InviteEvent,
     LiveCall,
+    PbxEvent,
     Queue,
     QueueStatus,
     Trunk,
@@ -320,23 +323,20 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         self._after_call_events.async_schedule_call()
 
     @callback
-    def async_handle_call_status(self, event: CallStatusEvent) -> None:
-        """A ``callstatus`` event's calls become the live calls at once (field firmware).
-
-        The debounced poll after it completes new calls, and corrects the list should the
-        event have named only those that changed.
-        """
-        self.async_set_updated_data(event.merged_with(self.data or ()))
-        self.async_schedule_refresh()
-
-    @callback
-    def async_handle_hangup(self, event: HangupEvent) -> None:
-        """Drop the call a ``hangup`` event ended at once; the next poll confirms."""
+    def async_handle_event(self, event: PbxEvent) -> None:
+        """A call event schedules a poll; ``callstatus`` and ``hangup`` (field firmware)
+        change the live calls at once, and that poll confirms them."""
         calls: tuple[LiveCall, ...] | None = self.data
-        if calls is not None:
-            remaining = tuple(call for call in calls if not event.ends(call))
-            if len(remaining) != len(calls):
+        if isinstance(event, CallStatusEvent):
+            # Field clients read its list as the PBX's current calls; should it name only
+            # those that changed, the poll corrects it.
+            self.async_set_updated_data(event.merged_with(calls or ()))
+        elif isinstance(event, HangupEvent):
+            remaining = tuple(call for call in calls or () if not event.ends(call))
+            if calls is not None and len(remaining) != len(calls):
                 self.async_set_updated_data(remaining)
+        elif not isinstance(event, ExtensionStatusEvent | InviteEvent | CallRecord):
+            return
         self.async_schedule_refresh()
 
 
