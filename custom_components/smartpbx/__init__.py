@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
@@ -137,7 +138,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         events=ingress,
     )
 
-    health = _Health(entry, data, silence)
+    health = _Health(data, silence)
     entry.async_on_unload(ingress.async_add_consumer(health.async_handle_event))
     entry.async_on_unload(client.add_connection_listener(health.async_set_connected))
     entry.async_on_unload(system.async_add_listener(health.async_system_updated))
@@ -210,7 +211,7 @@ async def _async_connect_transport(
     """Connect our own broker connection (Home Assistant's needs nothing)."""
     if not isinstance(transport, AiomqttTransport):
         return
-    broker = {"host": entry.data[CONF_HOST], "port": str(entry.data.get(CONF_PORT, DEFAULT_PORT))}
+    host, port = entry.data[CONF_HOST], entry.data.get(CONF_PORT, DEFAULT_PORT)
     try:
         await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
     except PbxConnectionError as err:
@@ -219,19 +220,14 @@ async def _async_connect_transport(
         raise (ConfigEntryAuthFailed if refused else ConfigEntryNotReady)(
             translation_domain=DOMAIN,
             translation_key="broker_auth_failed" if refused else "broker_unreachable",
-            translation_placeholders=broker,
+            translation_placeholders={"host": host, "port": str(port)},
         ) from err
     entry.async_on_unload(transport.close)
 
     @callback
     def _credentials_refused(err: PbxAuthError) -> None:
         # The transport stopped reconnecting; the reauth flow's reload connects again.
-        LOGGER.warning(
-            "The MQTT broker at %s:%s refused the credentials: %s",
-            broker["host"],
-            broker["port"],
-            err,
-        )
+        LOGGER.warning("The MQTT broker at %s:%s refused the credentials: %s", host, port, err)
         entry.async_start_reauth(hass)
 
     entry.async_on_unload(transport.add_auth_failure_listener(_credentials_refused))
@@ -255,23 +251,20 @@ def _event_router(
     return route
 
 
+@dataclass(slots=True)
 class _Health:
     """The broker connection, the PBX's status topic and its answers to the system poll:
     what they mean for availability, polls and the repair issue, decided here alone."""
 
-    def __init__(
-        self, entry: SmartPbxConfigEntry, data: SmartPbxData, silence: PbxSilenceWatch
-    ) -> None:
-        self._entry = entry
-        self._data = data
-        self._silence = silence
-        self._polls_at_offline: int | None = None
+    data: SmartPbxData
+    silence: PbxSilenceWatch
+    polls_at_offline: int | None = None
 
     @callback
     def async_set_connected(self, connected: bool) -> None:
         """The transport's report (both transports log the loss and the return)."""
-        if connected != self._data.connected:
-            self._data.connected = connected
+        if connected != self.data.connected:
+            self.data.connected = connected
             self._async_changed(recovered=connected)
 
     @callback
@@ -283,27 +276,27 @@ class _Health:
     @callback
     def async_system_updated(self) -> None:
         """The system poll is the PBX's health check, while the broker is connected."""
-        data, system = self._data, self._data.system
+        data, system = self.data, self.data.system
         if not data.connected:
-            self._silence.async_pause()  # without the broker nobody can tell
+            self.silence.async_pause()  # without the broker nobody can tell
         elif system.last_update_success:
-            self._silence.async_answered()
+            self.silence.async_answered()
         else:
-            self._silence.async_not_answering(wait=True)
+            self.silence.async_not_answering(wait=True)
         # Firmware whose will said "offline" may come back without saying "online"
         # (nobody has seen a birth message): a poll it answers is the proof.
         if data.pbx_online:
-            self._polls_at_offline = None
-        elif self._polls_at_offline is None:
+            self.polls_at_offline = None
+        elif self.polls_at_offline is None:
             # This call is the "offline" notice itself: polls sent before it prove nothing.
-            self._polls_at_offline = system.poll_count
-        elif system.poll_count > self._polls_at_offline and system.last_update_success:
+            self.polls_at_offline = system.poll_count
+        elif system.poll_count > self.polls_at_offline and system.last_update_success:
             self._async_set_pbx_online(True)
 
     @callback
     def _async_set_pbx_online(self, online: bool) -> None:
-        if online != self._data.pbx_online:
-            self._data.pbx_online = online
+        if online != self.data.pbx_online:
+            self.data.pbx_online = online
             self._async_changed(recovered=online)
 
     @callback
@@ -313,10 +306,10 @@ class _Health:
         Also while the PBX's last word was "offline": a restarted broker sends the PBX's
         will, and its "online" may precede our own reconnection; an answer proves it back.
         """
-        for coordinator in self._data.coordinators:
+        for coordinator in self.data.coordinators:
             coordinator.async_update_listeners()
-            if recovered and self._data.connected:
-                self._entry.async_create_background_task(
+            if recovered and self.data.connected:
+                coordinator.config_entry.async_create_background_task(
                     coordinator.hass,
                     coordinator.async_refresh(),
                     f"{coordinator.name} refresh after reconnect",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -207,12 +207,7 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
                 update_callback()
 
 
-class _Numbered(Protocol):
-    @property
-    def number(self) -> str: ...
-
-
-class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
+class _ListAndStatusCoordinator[ItemT: (Queue, Conference), StatusT](
     SmartPbxCoordinator[dict[str, "Listed[ItemT, StatusT]"]]
 ):
     """A list command, then one status command per listed item (queues, conferences).
