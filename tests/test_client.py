@@ -224,7 +224,9 @@ async def test_system_queries(simulator: SimulatorRunner, client: SmartPbxClient
 
     snapshot = await client.system_snapshot()
     assert snapshot.device_info.serial == pbx.config.serial
-    assert (snapshot.extensions, snapshot.trunks) == (extensions, trunks)
+    assert tuple(snapshot.extensions.values()) == extensions
+    assert tuple(snapshot.trunks.values()) == trunks
+    assert list(snapshot.extensions) == [e.number for e in extensions]
 
 
 async def test_system_snapshot_fails_with_the_first_error_and_cancels_the_rest(

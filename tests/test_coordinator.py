@@ -123,7 +123,7 @@ async def test_status_events_during_a_poll_win_over_its_answer(
 
     async def slow_system_snapshot(**_: Any) -> SystemSnapshot:
         await answer.wait()
-        return SystemSnapshot(info, (idle,), ())
+        return SystemSnapshot(info, {"8001": idle}, {})
 
     client = MagicMock(connected=True)
     client.system_snapshot = slow_system_snapshot

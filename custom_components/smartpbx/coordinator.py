@@ -37,8 +37,6 @@ from .pbx.models import (
     CallStatusEvent,
     Conference,
     ConferenceStatus,
-    DeviceInfo,
-    Extension,
     ExtensionState,
     ExtensionStatusEvent,
     HangupEvent,
@@ -47,7 +45,7 @@ from .pbx.models import (
     PbxEvent,
     Queue,
     QueueStatus,
-    Trunk,
+    SystemSnapshot,
 )
 from .pbx.transport import Transport
 from .probe import async_ask_device_info
@@ -59,15 +57,6 @@ if TYPE_CHECKING:
     from .events import EventIngress
 
 type SmartPbxConfigEntry = ConfigEntry[SmartPbxData]
-
-
-@dataclass(slots=True)
-class SystemData:
-    """The PBX itself, its extensions by number and its trunks by name."""
-
-    device_info: DeviceInfo
-    extensions: dict[str, Extension]
-    trunks: dict[str, Trunk]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +118,7 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
         raise NotImplementedError
 
 
-class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
+class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
     """deviceInfo, extension_list and trunk_list; patched in place by extension events."""
 
     kind = "system"
@@ -150,20 +139,17 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         except PbxError as err:
             raise update_failed(err) from err
 
-    async def _async_fetch(self) -> SystemData:
+    async def _async_fetch(self) -> SystemSnapshot:
         pushed: dict[str, ExtensionStatusEvent] = {}
         self._pushed_during_poll = pushed
         try:
             snapshot = await self.client.system_snapshot()
         finally:
             self._pushed_during_poll = None
-        by_number = {extension.number: extension for extension in snapshot.extensions}
         for number, event in pushed.items():
-            if (polled := by_number.get(number)) is not None:
-                by_number[number] = polled.with_state(event)
-        return SystemData(
-            snapshot.device_info, by_number, {trunk.name: trunk for trunk in snapshot.trunks}
-        )
+            if (polled := snapshot.extensions.get(number)) is not None:
+                snapshot.extensions[number] = polled.with_state(event)
+        return snapshot
 
     @callback
     def async_add_extension_listener(
@@ -188,7 +174,7 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         if self._pushed_during_poll is not None:
             self._pushed_during_poll[event.extension] = event
         # None until the first poll answered (the annotation hides that).
-        data: SystemData | None = self.data
+        data: SystemSnapshot | None = self.data
         if data is None:
             return
         current = data.extensions.get(event.extension)

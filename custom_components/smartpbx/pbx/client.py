@@ -387,7 +387,11 @@ class SmartPbxClient:
                 device_info = group.create_task(self.device_info(timeout=timeout))
                 extensions = group.create_task(self.extension_list(timeout=timeout))
                 trunks = group.create_task(self.trunk_list(timeout=timeout))
-        return SystemSnapshot(device_info.result(), extensions.result(), trunks.result())
+        return SystemSnapshot(
+            device_info.result(),
+            {extension.number: extension for extension in extensions.result()},
+            {trunk.name: trunk for trunk in trunks.result()},
+        )
 
     async def live_calls(self, *, timeout: float | None = None) -> tuple[LiveCall, ...]:
         raw = await self._execute(CommandTopic.SYSTEM, "livecall", {}, timeout)

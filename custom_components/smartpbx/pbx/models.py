@@ -223,11 +223,16 @@ def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]
 
 @dataclass(frozen=True, slots=True)
 class SystemSnapshot:
-    """``deviceInfo``, ``extension_list`` and ``trunk_list``, asked together."""
+    """``deviceInfo``, ``extension_list`` and ``trunk_list``, asked together.
+
+    The dicts are new for each snapshot: their holder may keep them up to date.
+    """
 
     device_info: DeviceInfo
-    extensions: tuple[Extension, ...]
-    trunks: tuple[Trunk, ...]
+    extensions: dict[str, Extension]
+    """By number."""
+    trunks: dict[str, Trunk]
+    """By name."""
 
 
 @dataclass(frozen=True, slots=True)
