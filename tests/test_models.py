@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from datetime import timedelta
+import logging
+
+import pytest
 
 from custom_components.smartpbx.pbx.models import (
     CallStatusEvent,
+    DeviceInfo,
     Extension,
     ExtensionState,
     ExtensionStatusEvent,
     ExtensionType,
     HangupEvent,
     LiveCall,
+    SystemSnapshot,
     calls_of_extension,
 )
 
@@ -57,6 +62,22 @@ def test_a_status_event_changes_only_the_state_of_an_extension() -> None:
         "port",
         "raw",
     }
+
+
+def test_a_status_event_applied_to_a_snapshot(caplog: pytest.LogCaptureFixture) -> None:
+    """apply patches the extension in place and returns it as it was; None when nothing
+    changed: the same state again, or an extension the snapshot does not list."""
+    idle = Extension("8001", ExtensionType.SIP, "Tom", ExtensionState.IDLE, "Idle")
+    snapshot = SystemSnapshot(DeviceInfo("PBX", "SN1", "1.0", None, None), {"8001": idle}, {})
+    ringing = ExtensionStatusEvent("8001", ExtensionState.RINGING, "Ringing")
+
+    assert snapshot.apply(ringing) is idle
+    assert snapshot.extensions["8001"] == idle.with_state(ringing)
+    assert snapshot.apply(ringing) is None
+    with caplog.at_level(logging.DEBUG, logger="custom_components.smartpbx.pbx.models"):
+        assert snapshot.apply(replace(ringing, extension="8009")) is None
+    assert "unlisted extension 8009" in caplog.text
+    assert list(snapshot.extensions) == ["8001"]
 
 
 def test_the_calls_of_an_extension_and_its_peer() -> None:

@@ -146,9 +146,8 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
             snapshot = await self.client.system_snapshot()
         finally:
             self._pushed_during_poll = None
-        for number, event in pushed.items():
-            if (polled := snapshot.extensions.get(number)) is not None:
-                snapshot.extensions[number] = polled.with_state(event)
+        for event in pushed.values():
+            snapshot.apply(event)
         return snapshot
 
     @callback
@@ -175,20 +174,12 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
             self._pushed_during_poll[event.extension] = event
         # None until the first poll answered (the annotation hides that).
         data: SystemSnapshot | None = self.data
-        if data is None:
+        if data is None or (before := data.apply(event)) is None:
             return
-        current = data.extensions.get(event.extension)
-        if current is None:
-            # Not (yet) listed; the next poll brings it with its device and entities.
-            LOGGER.debug("Status event for unlisted extension %s", event.extension)
-            return
-        if current.state == event.state and current.state_raw == event.state_raw:
-            return
-        data.extensions[event.extension] = current.with_state(event)
         for update_callback in tuple(self._extension_listeners.get(event.extension, ())):
             update_callback()
         went_offline = event.state is ExtensionState.UNAVAILABLE
-        if (current.state is ExtensionState.UNAVAILABLE) != went_offline:
+        if (before.state is ExtensionState.UNAVAILABLE) != went_offline:
             for update_callback in tuple(self._extension_listeners.get(None, ())):
                 update_callback()
 

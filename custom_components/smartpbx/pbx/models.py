@@ -10,7 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+import logging
 from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
 
 type RawPayload = Mapping[str, Any]
 
@@ -225,7 +228,7 @@ def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]
 class SystemSnapshot:
     """``deviceInfo``, ``extension_list`` and ``trunk_list``, asked together.
 
-    The dicts are new for each snapshot: their holder may keep them up to date.
+    The dicts are new for each snapshot: their holder may keep them up to date (apply).
     """
 
     device_info: DeviceInfo
@@ -233,6 +236,18 @@ class SystemSnapshot:
     """By number."""
     trunks: dict[str, Trunk]
     """By name."""
+
+    def apply(self, event: ExtensionStatusEvent) -> Extension | None:
+        """Put ``event``'s state into its extension; the extension as it was, or None when
+        nothing changed (already in that state, or not listed: the next list brings it)."""
+        current = self.extensions.get(event.extension)
+        if current is None:
+            _LOGGER.debug("Status event for unlisted extension %s", event.extension)
+            return None
+        if current.state == event.state and current.state_raw == event.state_raw:
+            return None
+        self.extensions[event.extension] = current.with_state(event)
+        return current
 
 
 @dataclass(frozen=True, slots=True)
