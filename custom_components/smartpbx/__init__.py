@@ -66,9 +66,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> bool:
     """Connect to the PBX, fetch everything once and set the platforms up.
 
-    Everything acquired is released through ``entry.async_on_unload``, which also runs
-    when setup fails half-way. Options older versions saved (poll interval, command
-    timeout) are ignored.
+    ``entry.async_on_unload`` releases everything, also when setup fails half-way.
+    Options older versions saved (poll interval, command timeout) are ignored.
     """
     transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
@@ -161,8 +160,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
 async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
     """Drop the entry's repair issues, saved events and direct broker session.
 
-    Discovery may ask about any token again: the removed PBX may publish on.
-    """
+    Discovery may ask about any token again: the removed PBX may publish on."""
     async_delete_issues(hass, entry.entry_id)
     hass.data.pop(PROBED_TOKENS, None)
     await EventIngress.async_remove_saved(hass, entry.entry_id)

@@ -92,7 +92,6 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
         client: SmartPbxClient,
         *,
         request_refresh_debouncer: Debouncer[Any] | None = None,
-        always_update: bool = True,
     ) -> None:
         super().__init__(
             hass,
@@ -101,7 +100,6 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
             name=f"Smart PBX {self.kind}",
             update_interval=POLL_INTERVAL,
             request_refresh_debouncer=request_refresh_debouncer,
-            always_update=always_update,
         )
         self.client = client
         self.poll_count = 0
@@ -276,15 +274,10 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         self._after_call_events: Debouncer[Any] = Debouncer(
             hass, LOGGER, cooldown=LIVE_CALL_REFRESH_COOLDOWN, immediate=False
         )
-        super().__init__(
-            hass,
-            entry,
-            client,
-            request_refresh_debouncer=self._after_call_events,
-            # Polled after every burst of call events: only a change is worth writing.
-            # (The others always notify: device removal counts their updates.)
-            always_update=False,
-        )
+        super().__init__(hass, entry, client, request_refresh_debouncer=self._after_call_events)
+        # Polled after every burst of call events: only a change is worth writing.
+        # (The others always notify: device removal counts their updates.)
+        self.always_update = False
 
     async def _async_fetch(self) -> tuple[LiveCall, ...]:
         return await self.client.live_calls()

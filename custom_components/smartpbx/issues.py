@@ -1,12 +1,9 @@
-"""Repair issues: problems the user has to act on, deleted by themselves once solved.
+"""Repair issues the user has to act on; not fixable from the dashboard (core's way for
+conditions that go away by themselves): each is deleted once its condition is gone.
 
-Not fixable from the repairs dashboard (core's way for conditions that go away by
-themselves): the description says what to do.
-
-- ``mqtt_not_available``: the entry talks through Home Assistant's MQTT integration, which
-  is not set up; deleted once the entry sets up over MQTT.
+- ``mqtt_not_available``: the entry uses Home Assistant's MQTT integration, not set up.
 - ``pbx_not_answering``: the broker is reachable but the PBX has not answered for
-  SILENT_REPAIR_AFTER (it is off, or its token changed); deleted once it answers.
+  SILENT_REPAIR_AFTER (it is off, or its token changed).
 """
 
 from __future__ import annotations
@@ -68,8 +65,7 @@ class PbxSilenceWatch:
 
     The start of the silence is kept in ``hass.data`` to survive setup retries and
     reloads: a PBX whose token changed while Home Assistant was down never lets setup
-    succeed, and must get the issue all the same. The time pauses while the broker
-    connection is down (then nobody can tell).
+    succeed, and must get the issue all the same.
     """
 
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
