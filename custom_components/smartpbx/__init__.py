@@ -41,7 +41,7 @@ from .identifiers import pbx_identifier
 from .issues import PbxSilenceWatch, async_create_issue, async_delete_issue, async_delete_issues
 from .pbx.aiomqtt_transport import AiomqttTransport
 from .pbx.client import SmartPbxClient
-from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError
+from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import CallRecord, DeviceStatusEvent, ExtensionStatusEvent, PbxEvent
 from .pbx.transport import Transport
 from .probe import async_discard_direct_session, create_direct_transport, direct_client_id
@@ -99,9 +99,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
         await system.async_config_entry_first_refresh()
-    except ConfigEntryNotReady as err:
-        # The key of a PbxTimeoutError (update_failed): the broker is there, the PBX silent.
-        if client.connected and err.translation_key == "command_timeout":
+    except ConfigEntryNotReady:
+        # The broker is there, the PBX silent (the UpdateFailed's cause: update_failed).
+        failure = system.last_exception
+        if client.connected and failure and isinstance(failure.__cause__, PbxTimeoutError):
             silence.async_not_answering(wait=False)
         raise
     silence.async_answered()
