@@ -234,8 +234,7 @@ class _ListAndStatusCoordinator[ItemT: (Queue, Conference), StatusT](
                 LOGGER.debug("Could not refresh %s %s: %s", self.kind, number, err)
                 return
             if (current := self.data.get(number)) is not None:
-                updated = Listed(current.item, status)
-                self.async_set_updated_data({**self.data, number: updated})
+                self.async_set_updated_data({**self.data, number: Listed(current.item, status)})
 
 
 class SmartPbxQueueCoordinator(_ListAndStatusCoordinator[Queue, QueueStatus]):
