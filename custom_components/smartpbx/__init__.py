@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntryState
@@ -85,7 +84,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     ingress = await EventIngress.async_load(hass, entry.entry_id)
     entry.async_on_unload(ingress.async_save)
     entry.async_on_unload(client.add_event_listener(ingress.async_handle))
-    entry.async_on_unload(ingress.async_add_consumer(_event_router(system, live_calls, call_log)))
+
+    @callback
+    def route(event: PbxEvent) -> None:
+        if isinstance(event, ExtensionStatusEvent):
+            system.async_handle_extension_status(event)
+        elif isinstance(event, CallRecord):
+            call_log.async_add_record(event)
+        live_calls.async_handle_event(event)
+
+    entry.async_on_unload(ingress.async_add_consumer(route))
     try:
         await client.start()
     except PbxError as err:
@@ -230,24 +238,6 @@ async def _async_connect_transport(
         entry.async_start_reauth(hass)
 
     entry.async_on_unload(transport.add_auth_failure_listener(_credentials_refused))
-
-
-def _event_router(
-    system: SmartPbxSystemCoordinator,
-    live_calls: SmartPbxLiveCallCoordinator,
-    call_log: CallLog,
-) -> Callable[[PbxEvent], None]:
-    """Route events to the coordinators' data and the call log."""
-
-    @callback
-    def route(event: PbxEvent) -> None:
-        if isinstance(event, ExtensionStatusEvent):
-            system.async_handle_extension_status(event)
-        elif isinstance(event, CallRecord):
-            call_log.async_add_record(event)
-        live_calls.async_handle_event(event)
-
-    return route
 
 
 @dataclass(slots=True)
