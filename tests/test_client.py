@@ -62,6 +62,7 @@ from custom_components.smartpbx.pbx import (
     response_topic,
     status_topic,
 )
+from custom_components.smartpbx.pbx.concurrency import gather_bounded
 from custom_components.smartpbx.pbx.ratelimit import RateLimitedWarnings
 from smartpbx_sim import FirmwareProfile, PbxConfig
 from smartpbx_sim.runner import SimulatorRunner
@@ -221,6 +222,48 @@ async def test_system_queries(simulator: SimulatorRunner, client: SmartPbxClient
     assert all(t.line_voltage is not None for t in fxo)
 
     assert await client.live_calls() == ()
+
+    snapshot = await client.system_snapshot()
+    assert snapshot.device_info.serial == pbx.config.serial
+    assert tuple(snapshot.extensions.values()) == extensions
+    assert tuple(snapshot.trunks.values()) == trunks
+    assert list(snapshot.extensions) == [e.number for e in extensions]
+
+
+async def test_system_snapshot_fails_with_the_first_error_and_cancels_the_rest(
+    responder: PbxResponder, client: SmartPbxClient
+) -> None:
+    """One refused command fails the snapshot with that error itself (not a task group's
+    ExceptionGroup); the two commands still waiting are cancelled with it."""
+
+    def refuse_trunks(sub_topic: str, command: Command) -> dict[str, Any] | None:
+        if command.get("cmd") == "trunk_list":
+            return failing_handler("no trunks")(sub_topic, command)
+        return None
+
+    responder.handler = refuse_trunks
+    with pytest.raises(PbxCommandFailedError) as failed:
+        await client.system_snapshot()
+    assert failed.value.command == "trunk_list"
+    assert client.pending_count == 0
+
+
+async def test_gather_bounded_raises_a_library_error_inside_nested_task_groups() -> None:
+    """A fetch that fails with a task group of its own still fails with the library error
+    inside (which the glue can translate), and the other fetches are cancelled."""
+    finished: list[str] = []
+
+    async def fetch(number: str) -> str:
+        if number == "6667":
+            raise ExceptionGroup("inner", [PbxTimeoutError("queue_status", 1)])
+        await asyncio.Event().wait()  # an answer that never comes before the failure
+        finished.append(number)
+        return number
+
+    with pytest.raises(PbxTimeoutError) as raised:
+        await gather_bounded(["6666", "6667"], fetch, 2)
+    assert raised.value.command == "queue_status"
+    assert finished == []
 
 
 async def test_dial_listen_live_calls_and_hangup(

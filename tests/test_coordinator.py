@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 import logging
 from types import SimpleNamespace
@@ -28,7 +28,6 @@ from custom_components.smartpbx.const import (
 from custom_components.smartpbx.coordinator import (
     SmartPbxQueueCoordinator,
     SmartPbxSystemCoordinator,
-    _with_state,
 )
 from custom_components.smartpbx.entity import extension_device_info
 from custom_components.smartpbx.identifiers import (
@@ -47,6 +46,7 @@ from custom_components.smartpbx.pbx.models import (
     ExtensionType,
     Queue,
     QueueStatus,
+    SystemSnapshot,
 )
 from smartpbx_sim import ExtStatus
 
@@ -121,14 +121,12 @@ async def test_status_events_during_a_poll_win_over_its_answer(
     info = DeviceInfo("PBX", "SN1", "1.0", None, timedelta(hours=1))
     idle = Extension("8001", ExtensionType.SIP, "Tom", ExtensionState.IDLE, "Idle")
 
-    async def slow_extension_list(**_: Any) -> tuple[Extension, ...]:
+    async def slow_system_snapshot(**_: Any) -> SystemSnapshot:
         await answer.wait()
-        return (idle,)
+        return SystemSnapshot(info, {"8001": idle}, {})
 
     client = MagicMock(connected=True)
-    client.device_info = AsyncMock(return_value=info)
-    client.extension_list = slow_extension_list
-    client.trunk_list = AsyncMock(return_value=())
+    client.system_snapshot = slow_system_snapshot
     coordinator = SmartPbxSystemCoordinator(hass, entry, client)
     refresh = hass.async_create_task(coordinator.async_refresh())
     await asyncio.sleep(0)
@@ -430,35 +428,6 @@ async def test_call_log_restores_only_counts_of_today(
     log.async_restore_count("missed_calls_today", {"day": "2024-03-01", "count": 7})
 
     assert log.counts == {"calls_today": 6, "missed_calls_today": 0}
-
-
-def test_a_status_event_changes_only_the_state_of_an_extension() -> None:
-    """_with_state spells out Extension's fields (it runs for every status event): a field
-    added to Extension must be added there too, or status events would drop it."""
-    extension = Extension(
-        number="2001",
-        type=ExtensionType.FXS,
-        name="Front desk",
-        state=ExtensionState.IDLE,
-        state_raw="Idle",
-        port="3",
-        raw={"number": "2001"},
-    )
-    event = ExtensionStatusEvent(
-        extension="2001", state=ExtensionState.IN_USE, state_raw="InUse", ip_address="10.0.0.9"
-    )
-    updated = _with_state(extension, event)
-    assert updated == replace(extension, state=ExtensionState.IN_USE, state_raw="InUse")
-    assert updated.raw is extension.raw
-    assert {f.name for f in fields(Extension)} == {
-        "number",
-        "type",
-        "name",
-        "state",
-        "state_raw",
-        "port",
-        "raw",
-    }
 
 
 def test_extension_devices_are_shared_until_the_extension_changes() -> None:

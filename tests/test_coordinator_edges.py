@@ -8,7 +8,6 @@ and the simulated PBX to refuse, garble, drop or hold chosen commands the way a 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 import json
@@ -31,11 +30,7 @@ from custom_components.smartpbx.call_log import CallLog
 from custom_components.smartpbx.const import (
     DOMAIN,
 )
-from custom_components.smartpbx.coordinator import (
-    SmartPbxCoordinator,
-    _gather_bounded,
-)
-from custom_components.smartpbx.pbx.errors import PbxTimeoutError
+from custom_components.smartpbx.coordinator import SmartPbxCoordinator
 from custom_components.smartpbx.pbx.models import CallDisposition, CallRecord, ExtensionState
 from smartpbx_sim import ExtStatus
 from smartpbx_sim.runner import SimulatorRunner
@@ -508,24 +503,6 @@ async def test_a_poll_cut_short_by_the_connection_loss_fails_and_catches_up_afte
     await hass.async_block_till_done()
     await unload_integration(hass, entry)
     close_ha_mqtt_socket(mqtt_client_mock)
-
-
-async def test_a_library_error_inside_nested_task_groups_surfaces_as_itself() -> None:
-    """A status fetch that fails with a task group of its own still fails the poll with the
-    library error inside, which update_failed can translate, not with an ExceptionGroup."""
-    finished: list[str] = []
-
-    async def fetch(number: str) -> str:
-        if number == "6667":
-            raise ExceptionGroup("inner", [PbxTimeoutError("queue_status", 1)])
-        await asyncio.Event().wait()  # an answer that never comes before the failure
-        finished.append(number)
-        return number
-
-    with pytest.raises(PbxTimeoutError) as raised:
-        await _gather_bounded(["6666", "6667"], fetch, 2)
-    assert raised.value.command == "queue_status"
-    assert finished == []  # the other fetch was cancelled with the failure
 
 
 # --- the call log ------------------------------------------------------------------------------

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import (
-    ConfigEntryAuthFailed,
-    ConfigEntryError,
-    ConfigEntryNotReady,
-)
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
@@ -24,6 +20,7 @@ from .const import (
     CONF_TRANSPORT,
     DEFAULT_PORT,
     DOMAIN,
+    ISSUE_MQTT_NOT_AVAILABLE,
     LOGGER,
     MAX_PENDING_COMMANDS,
     PROBED_TOKENS,
@@ -40,24 +37,11 @@ from .coordinator import (
 from .entity import DeviceSync, device_still_present, pbx_device_info
 from .events import EventIngress
 from .identifiers import pbx_identifier
-from .issues import (
-    PbxSilenceWatch,
-    async_create_mqtt_issue,
-    async_delete_issues,
-    async_delete_mqtt_issue,
-)
+from .issues import PbxSilenceWatch, async_create_issue, async_delete_issue, async_delete_issues
 from .pbx.aiomqtt_transport import AiomqttTransport
 from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
-from .pbx.models import (
-    CallRecord,
-    CallStatusEvent,
-    DeviceStatusEvent,
-    ExtensionStatusEvent,
-    HangupEvent,
-    InviteEvent,
-    PbxEvent,
-)
+from .pbx.models import CallRecord, DeviceStatusEvent, ExtensionStatusEvent, PbxEvent
 from .pbx.transport import Transport
 from .probe import async_discard_direct_session, direct_client_id
 
@@ -81,9 +65,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> bool:
     """Connect to the PBX, fetch everything once and set the platforms up.
 
-    Everything acquired is released through ``entry.async_on_unload``, which runs both
-    on unload and when setup fails half-way (callbacks run last-registered first).
-    Options an older version saved (poll interval, command timeout) are ignored.
+    ``entry.async_on_unload`` releases everything, also when setup fails half-way.
+    Options older versions saved (poll interval, command timeout) are ignored.
     """
     transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
@@ -96,11 +79,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     entry.async_on_unload(caller_names.async_start())
     call_log = CallLog(hass, caller_names)
     # Listening before connecting: a persistent session's queued messages arrive right
-    # after CONNACK, before anything below runs (see pbx/redelivery.py).
+    # after CONNACK (see pbx/redelivery.py). Events before the first poll change nothing it does
+    # not bring anyway; those during it win over it.
     ingress = await EventIngress.async_load(hass, entry.entry_id)
     entry.async_on_unload(ingress.async_save)
     entry.async_on_unload(client.add_event_listener(ingress.handle))
-    entry.async_on_unload(ingress.add_consumer(_event_handler(system, live_calls, call_log)))
+
+    @callback
+    def route(event: PbxEvent) -> None:
+        if isinstance(event, ExtensionStatusEvent):
+            system.async_handle_extension_status(event)
+        elif isinstance(event, CallRecord):
+            call_log.async_add_record(event)
+        live_calls.async_handle_event(event)
+
+    entry.async_on_unload(ingress.add_consumer(route))
     try:
         await client.start()
     except PbxError as err:
@@ -114,8 +107,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
         await system.async_config_entry_first_refresh()
-    except ConfigEntryNotReady as err:
-        if client.connected and _caused_by(err, PbxTimeoutError):
+    except ConfigEntryNotReady:
+        # The broker is there, the PBX silent (the UpdateFailed's cause: update_failed).
+        failure = system.last_exception
+        if client.connected and failure and isinstance(failure.__cause__, PbxTimeoutError):
             silence.async_not_answering(wait=False)
         raise
     silence.async_answered()
@@ -151,10 +146,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         events=ingress,
     )
 
-    entry.async_on_unload(ingress.add_consumer(_device_status_handler(entry, data)))
-    entry.async_on_unload(client.add_connection_listener(_connection_handler(entry, data)))
-    entry.async_on_unload(system.async_add_listener(_silence_handler(data, silence)))
-    entry.async_on_unload(system.async_add_listener(_answer_handler(entry, data)))
+    health = _Health(data, silence)
+    entry.async_on_unload(ingress.add_consumer(health.async_handle_event))
+    entry.async_on_unload(client.add_connection_listener(health.async_set_connected))
+    entry.async_on_unload(system.async_add_listener(health.async_system_updated))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities: what arrived during set-up reaches the bus and them too.
@@ -172,11 +167,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
-    """Drop the entry's repair issues (and what they remember) with the entry.
+    """Drop the entry's repair issues, saved events and direct broker session.
 
-    Discovery may ask about any token again: the removed PBX may publish on. A direct
-    entry's persistent session goes from its broker too.
-    """
+    Discovery may ask about any token again: the removed PBX may publish on."""
     async_delete_issues(hass, entry.entry_id)
     hass.data.pop(PROBED_TOKENS, None)
     await EventIngress.async_remove_saved(hass, entry.entry_id)
@@ -200,8 +193,7 @@ async def async_remove_config_entry_device(
 
 
 async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
-    """Home Assistant's own MQTT connection, or a direct one to the PBX's broker (not yet
-    connected: see :func:`_async_connect_transport`)."""
+    """Home Assistant's own MQTT connection, or a direct one (connected later)."""
     if entry.data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
         from homeassistant.components import mqtt
 
@@ -209,199 +201,105 @@ async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntr
 
         if not await mqtt.async_wait_for_mqtt_client(hass):
             # Setup retries by itself; the issue tells the user what it is waiting for.
-            async_create_mqtt_issue(hass, entry)
+            async_create_issue(hass, ISSUE_MQTT_NOT_AVAILABLE, entry)
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN, translation_key="mqtt_not_available"
             )
-        async_delete_mqtt_issue(hass, entry.entry_id)
+        async_delete_issue(hass, ISSUE_MQTT_NOT_AVAILABLE, entry.entry_id)
         return HassMqttTransport(hass)
 
-    return AiomqttTransport.from_settings(
-        entry.data,
-        # Stable across restarts, so the broker resumes the persistent session and keeps
-        # what the PBX published while Home Assistant was away.
-        client_id=direct_client_id(entry.entry_id),
-    )
+    # A stable client id: the broker keeps what the PBX published while we were away.
+    return AiomqttTransport.from_settings(entry.data, client_id=direct_client_id(entry.entry_id))
 
 
 async def _async_connect_transport(
     hass: HomeAssistant, entry: SmartPbxConfigEntry, transport: Transport
 ) -> None:
-    """Connect our own broker connection (Home Assistant's needs nothing).
-
-    Credentials refused at a later reconnect start the reauth flow, once.
-    """
+    """Connect our own broker connection (Home Assistant's needs nothing)."""
     if not isinstance(transport, AiomqttTransport):
         return
-    host: str = entry.data[CONF_HOST]
-    port: int = entry.data.get(CONF_PORT, DEFAULT_PORT)
+    host, port = entry.data[CONF_HOST], entry.data.get(CONF_PORT, DEFAULT_PORT)
     try:
         await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
-    except PbxAuthError as err:
-        await transport.close()
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN,
-            translation_key="broker_auth_failed",
-            translation_placeholders={"host": host, "port": str(port)},
-        ) from err
     except PbxConnectionError as err:
         await transport.close()
-        raise ConfigEntryNotReady(
+        refused = isinstance(err, PbxAuthError)
+        raise (ConfigEntryAuthFailed if refused else ConfigEntryNotReady)(
             translation_domain=DOMAIN,
-            translation_key="broker_unreachable",
+            translation_key="broker_auth_failed" if refused else "broker_unreachable",
             translation_placeholders={"host": host, "port": str(port)},
         ) from err
     entry.async_on_unload(transport.close)
 
     @callback
     def _credentials_refused(err: PbxAuthError) -> None:
-        # The transport stopped reconnecting (retrying cannot help); the user is asked
-        # for new credentials, and the reauth flow's reload connects again.
+        # The transport stopped reconnecting; the reauth flow's reload connects again.
         LOGGER.warning("The MQTT broker at %s:%s refused the credentials: %s", host, port, err)
         entry.async_start_reauth(hass)
 
     entry.async_on_unload(transport.add_auth_failure_listener(_credentials_refused))
 
 
-def _caused_by(err: BaseException, kind: type[BaseException]) -> bool:
-    """Whether ``kind`` is among the causes of ``err`` (or is ``err``)."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__
-    return False
+@dataclass(slots=True)
+class _Health:
+    """The broker connection, the PBX's status topic and its answers to the system poll:
+    what they mean for availability, polls and the repair issue, decided here alone."""
 
-
-def _event_handler(
-    system: SmartPbxSystemCoordinator,
-    live_calls: SmartPbxLiveCallCoordinator,
-    call_log: CallLog,
-) -> Callable[[PbxEvent], None]:
-    """Route events to the coordinators' data and the call log (no polling here).
-
-    In place before the broker connection: events arriving before the first poll change
-    nothing the poll does not bring (newer) anyway, those during it win over it.
-    """
-
-    @callback
-    def handle(event: PbxEvent) -> None:
-        if isinstance(event, ExtensionStatusEvent):
-            system.async_handle_extension_status(event)
-            live_calls.async_schedule_refresh()
-        elif isinstance(event, CallStatusEvent):
-            live_calls.async_handle_call_status(event)
-        elif isinstance(event, HangupEvent):
-            live_calls.async_handle_hangup(event)
-        elif isinstance(event, InviteEvent):
-            live_calls.async_schedule_refresh()
-        elif isinstance(event, CallRecord):
-            call_log.async_add_record(event)
-            live_calls.async_schedule_refresh()
-
-    return handle
-
-
-def _device_status_handler(
-    entry: SmartPbxConfigEntry, data: SmartPbxData
-) -> Callable[[PbxEvent], None]:
-    """The PBX's word on its status topic (online/offline) drives availability at once.
-
-    A consumer of its own because it needs the runtime data; the ingress replays what
-    arrived before it was added.
-    """
-
-    @callback
-    def handle(event: PbxEvent) -> None:
-        if (
-            isinstance(event, DeviceStatusEvent)
-            and event.online is not None
-            and event.online != data.pbx_online
-        ):
-            data.pbx_online = event.online
-            _async_health_changed(entry, data, recovered=event.online)
-
-    return handle
-
-
-def _connection_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[bool], None]:
-    """Tell every entity when the broker connection goes or comes back; catch up after.
-
-    Entities derive their availability from the state reported here (entity.py): the
-    transport's ``connected`` property may lag behind its report. Both transports log the
-    loss and the return once each already.
-    """
-
-    @callback
-    def handle(connected: bool) -> None:
-        if connected == data.connected:
-            return
-        data.connected = connected
-        _async_health_changed(entry, data, recovered=connected)
-
-    return handle
-
-
-@callback
-def _async_health_changed(
-    entry: SmartPbxConfigEntry, data: SmartPbxData, *, recovered: bool
-) -> None:
-    """The broker connection or the PBX's own status changed: every entity re-reads it.
-
-    When either comes back, every kind of data is fetched again at once: also while the
-    PBX's last word was "offline" (a broker that restarted sends the PBX's will, and its
-    "online" may precede our own reconnection), since an answer proves it is back.
-    """
-    for coordinator in data.coordinators:
-        coordinator.async_update_listeners()
-        if recovered and data.connected:
-            # What changed during the outage, without waiting for the next poll.
-            entry.async_create_background_task(
-                coordinator.hass,
-                coordinator.async_refresh(),
-                f"{coordinator.name} refresh after reconnect",
-            )
-
-
-def _answer_handler(entry: SmartPbxConfigEntry, data: SmartPbxData) -> Callable[[], None]:
-    """A PBX that answers a poll is online, whatever its status topic said last.
-
-    Firmware whose will says "offline" may come back without saying "online" (nobody has
-    seen a birth message in the field): its answer to the system poll is the proof.
-    """
-
+    data: SmartPbxData
+    silence: PbxSilenceWatch
     polls_at_offline: int | None = None
 
     @callback
-    def handle() -> None:
-        nonlocal polls_at_offline
-        if data.pbx_online:
-            polls_at_offline = None
-        elif polls_at_offline is None:
-            # The first call after "offline" is that notice itself: a poll sent before
-            # it (even one answered after it) proves nothing.
-            polls_at_offline = data.system.poll_count
-        elif data.system.poll_count > polls_at_offline and data.system.last_update_success:
-            data.pbx_online = True
-            _async_health_changed(entry, data, recovered=True)
-
-    return handle
-
-
-def _silence_handler(data: SmartPbxData, silence: PbxSilenceWatch) -> Callable[[], None]:
-    """The repair issue follows the system poll: it is the PBX's health check.
-
-    While the broker is connected, a failed system poll means the PBX does not answer
-    (issues.py raises the issue once that lasts); without the broker nobody can tell.
-    """
+    def async_set_connected(self, connected: bool) -> None:
+        """The transport's report (both transports log the loss and the return)."""
+        if connected != self.data.connected:
+            self.data.connected = connected
+            self._async_changed(recovered=connected)
 
     @callback
-    def handle() -> None:
-        if not data.connected:
-            silence.async_pause()
-        elif data.system.last_update_success:
-            silence.async_answered()
-        else:
-            silence.async_not_answering(wait=True)
+    def async_handle_event(self, event: PbxEvent) -> None:
+        """The PBX's word on its status topic counts at once."""
+        if isinstance(event, DeviceStatusEvent) and (online := event.online) is not None:
+            self._async_set_pbx_online(online)
 
-    return handle
+    @callback
+    def async_system_updated(self) -> None:
+        """The system poll is the PBX's health check, while the broker is connected."""
+        data, system = self.data, self.data.system
+        if not data.connected:
+            self.silence.async_pause()  # without the broker nobody can tell
+        elif system.last_update_success:
+            self.silence.async_answered()
+        else:
+            self.silence.async_not_answering(wait=True)
+        # Firmware whose will said "offline" may come back without saying "online"
+        # (nobody has seen a birth message): a poll it answers is the proof.
+        if data.pbx_online:
+            self.polls_at_offline = None
+        elif self.polls_at_offline is None:
+            # This call is the "offline" notice itself: polls sent before it prove nothing.
+            self.polls_at_offline = system.poll_count
+        elif system.poll_count > self.polls_at_offline and system.last_update_success:
+            self._async_set_pbx_online(True)
+
+    @callback
+    def _async_set_pbx_online(self, online: bool) -> None:
+        if online != self.data.pbx_online:
+            self.data.pbx_online = online
+            self._async_changed(recovered=online)
+
+    @callback
+    def _async_changed(self, *, recovered: bool) -> None:
+        """Every entity re-reads its availability; on a recovery all data is fetched again.
+
+        Also while the PBX's last word was "offline": a restarted broker sends the PBX's
+        will, and its "online" may precede our own reconnection; an answer proves it back.
+        """
+        for coordinator in self.data.coordinators:
+            coordinator.async_update_listeners()
+            if recovered and self.data.connected:
+                coordinator.config_entry.async_create_background_task(
+                    coordinator.hass,
+                    coordinator.async_refresh(),
+                    f"{coordinator.name} refresh after reconnect",
+                )

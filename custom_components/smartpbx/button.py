@@ -10,10 +10,10 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator, calls_of_extension
+from .coordinator import SmartPbxConfigEntry, SmartPbxCoordinator
 from .entity import ExtensionEntity, async_add_subject_entities
 from .pbx.errors import PbxCommandFailedError
-from .pbx.models import ExtensionCall
+from .pbx.models import ExtensionCall, calls_of_extension
 from .translated_errors import async_field_command, async_pbx_call
 
 # Each press sends commands to the PBX; one at a time per platform is plenty.

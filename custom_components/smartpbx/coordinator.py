@@ -1,33 +1,19 @@
 """Coordinators that poll the PBX, and a config entry's runtime data.
 
-One coordinator per kind of data, so a slow or failing kind never holds up the others
-and each polls with its own bounded cost. MQTT requests per poll (one command and its
-reply each), independent of traffic:
-
-- system: 3 (``deviceInfo``, ``extension_list``, ``trunk_list``, sent together);
-- queues: 1 + number of queues (``queue_list``, then ``queue_status`` of each);
-- conferences: 1 + number of conferences (``conf_list``, then ``conf_status`` of each);
-- live calls: 1 (``livecall``).
-
-Per-queue and per-conference status requests run concurrently, at most
-``STATUS_FETCH_CONCURRENCY`` at a time. ``DataUpdateCoordinator`` keeps at most one poll
-of each kind in flight. Events never trigger a poll of the system, queue or conference
-data: an ``extension_status`` event patches that one extension in place and notifies only
-the entities listening to it; call events (``extension_status``, ``invite``, CDRs)
-schedule one debounced ``livecall`` poll.
-
-Every coordinator polls on its own and a failed poll is a failed update (UpdateFailed):
-what that means for entities, logs and the repair issue is decided in one place, the
-base entity (entity.py) and ``__init__.py``.
+One coordinator per kind of data, so a slow or failing kind never holds up the others.
+MQTT requests per poll: system 3 (sent together), queues 1 + number of queues,
+conferences 1 + number of conferences (statuses ``STATUS_FETCH_CONCURRENCY`` at a time),
+live calls 1. Events never poll the system, queue or conference data: an
+``extension_status`` event patches that one extension in place; call events schedule
+one debounced ``livecall`` poll.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-import contextlib
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -44,20 +30,22 @@ from .const import (
     STATUS_FETCH_CONCURRENCY,
 )
 from .pbx.client import SmartPbxClient
+from .pbx.concurrency import gather_bounded
 from .pbx.errors import PbxCommandFailedError, PbxError
 from .pbx.models import (
+    CallRecord,
     CallStatusEvent,
     Conference,
     ConferenceStatus,
-    DeviceInfo,
-    Extension,
     ExtensionState,
     ExtensionStatusEvent,
     HangupEvent,
+    InviteEvent,
     LiveCall,
+    PbxEvent,
     Queue,
     QueueStatus,
-    Trunk,
+    SystemSnapshot,
 )
 from .pbx.transport import Transport
 from .translated_errors import pbx_error_translation
@@ -68,17 +56,6 @@ if TYPE_CHECKING:
     from .events import EventIngress
 
 type SmartPbxConfigEntry = ConfigEntry[SmartPbxData]
-
-
-@dataclass(slots=True)
-class SystemData:
-    """What the system coordinator knows: the PBX itself, its extensions and trunks."""
-
-    device_info: DeviceInfo
-    extensions: dict[str, Extension]
-    """By extension number."""
-    trunks: dict[str, Trunk]
-    """By trunk name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,46 +71,11 @@ type ConferenceData = Listed[Conference, ConferenceStatus]
 
 
 def update_failed(err: PbxError) -> UpdateFailed:
-    """A translated UpdateFailed for a library error (its key reaches ConfigEntryNotReady).
-
-    The keys are shared with the actions' errors (translated_errors.py): one text serves both.
-    """
+    """A translated UpdateFailed, with the keys the actions' errors use too."""
     key, placeholders = pbx_error_translation(err)
     return UpdateFailed(
         translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
     )
-
-
-@contextlib.contextmanager
-def _first_failure_of_task_group() -> Iterator[None]:
-    """Raise the first error of a task group inside it as itself, not wrapped."""
-    try:
-        yield
-    except ExceptionGroup as group_error:
-        # A task group wraps failures; callers want the library error itself.
-        first = group_error.exceptions[0]
-        while isinstance(first, ExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-
-
-async def _gather_bounded[K, T](
-    keys: Iterable[K], fetch: Callable[[K], Awaitable[T]], limit: int
-) -> dict[K, T]:
-    """Run ``fetch`` for every key, at most ``limit`` at a time; results by key.
-
-    On the first failure the rest are cancelled and that error is raised.
-    """
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(key: K) -> T:
-        async with semaphore:
-            return await fetch(key)
-
-    with _first_failure_of_task_group():
-        async with asyncio.TaskGroup() as group:
-            tasks = {key: group.create_task(one(key)) for key in keys}
-    return {key: task.result() for key, task in tasks.items()}
 
 
 class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
@@ -149,7 +91,6 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
         client: SmartPbxClient,
         *,
         request_refresh_debouncer: Debouncer[Any] | None = None,
-        always_update: bool = True,
     ) -> None:
         super().__init__(
             hass,
@@ -158,7 +99,6 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
             name=f"Smart PBX {self.kind}",
             update_interval=POLL_INTERVAL,
             request_refresh_debouncer=request_refresh_debouncer,
-            always_update=always_update,
         )
         self.client = client
         self.poll_count = 0
@@ -175,7 +115,7 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
         raise NotImplementedError
 
 
-class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
+class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
     """deviceInfo, extension_list and trunk_list; patched in place by extension events."""
 
     kind = "system"
@@ -196,30 +136,16 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         except PbxError as err:
             raise update_failed(err) from err
 
-    async def _async_fetch(self) -> SystemData:
-        self._pushed_during_poll = {}
+    async def _async_fetch(self) -> SystemSnapshot:
+        pushed: dict[str, ExtensionStatusEvent] = {}
+        self._pushed_during_poll = pushed
         try:
-            # Together, not one after another: each round trip can cost ~40 ms on a
-            # broker with Nagle's algorithm on. A failure cancels the other two.
-            with _first_failure_of_task_group():
-                async with asyncio.TaskGroup() as group:
-                    device_info_task = group.create_task(self.client.device_info())
-                    extensions_task = group.create_task(self.client.extension_list())
-                    trunks_task = group.create_task(self.client.trunk_list())
-            device_info = device_info_task.result()
-            extensions = extensions_task.result()
-            trunks = trunks_task.result()
-            by_number = {extension.number: extension for extension in extensions}
-            for number, event in self._pushed_during_poll.items():
-                if (polled := by_number.get(number)) is not None:
-                    by_number[number] = _with_state(polled, event)
+            snapshot = await self.client.system_snapshot()
         finally:
             self._pushed_during_poll = None
-        return SystemData(
-            device_info=device_info,
-            extensions=by_number,
-            trunks={trunk.name: trunk for trunk in trunks},
-        )
+        for event in pushed.values():
+            snapshot.apply(event)
+        return snapshot
 
     @callback
     def async_add_extension_listener(
@@ -227,8 +153,8 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
     ) -> CALLBACK_TYPE:
         """Call ``update_callback`` when an event changes extension ``number``.
 
-        With ``number`` None: when an event takes any extension online or offline (what
-        PBX-wide counts depend on); other status changes do not wake those listeners.
+        With ``number`` None: only when an event takes any extension online or offline
+        (what PBX-wide counts depend on).
         """
         self._extension_listeners.setdefault(number, set()).add(update_callback)
 
@@ -244,54 +170,25 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         if self._pushed_during_poll is not None:
             self._pushed_during_poll[event.extension] = event
         # None until the first poll answered (the annotation hides that).
-        data: SystemData | None = self.data
-        if data is None:
+        data: SystemSnapshot | None = self.data
+        if data is None or (before := data.apply(event)) is None:
             return
-        current = data.extensions.get(event.extension)
-        if current is None:
-            # Not (yet) listed; the next poll brings it with its device and entities.
-            LOGGER.debug("Status event for unlisted extension %s", event.extension)
-            return
-        if current.state == event.state and current.state_raw == event.state_raw:
-            return
-        data.extensions[event.extension] = _with_state(current, event)
         for update_callback in tuple(self._extension_listeners.get(event.extension, ())):
             update_callback()
         went_offline = event.state is ExtensionState.UNAVAILABLE
-        if (current.state is ExtensionState.UNAVAILABLE) != went_offline:
+        if (before.state is ExtensionState.UNAVAILABLE) != went_offline:
             for update_callback in tuple(self._extension_listeners.get(None, ())):
                 update_callback()
 
 
-def _with_state(extension: Extension, event: ExtensionStatusEvent) -> Extension:
-    # Spelled out rather than dataclasses.replace, which inspects the fields on every
-    # call: this runs for every status event.
-    return Extension(
-        number=extension.number,
-        type=extension.type,
-        name=extension.name,
-        state=event.state,
-        state_raw=event.state_raw,
-        port=extension.port,
-        raw=extension.raw,
-    )
-
-
-class _Numbered(Protocol):
-    @property
-    def number(self) -> str: ...
-
-
-class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
+class _ListAndStatusCoordinator[ItemT: (Queue, Conference), StatusT](
     SmartPbxCoordinator[dict[str, "Listed[ItemT, StatusT]"]]
 ):
     """A list command, then one status command per listed item (queues, conferences).
 
-    Statuses are fetched ``STATUS_FETCH_CONCURRENCY`` at a time. An item whose status the
-    PBX refuses (deleted between the two commands) keeps a status of None.
+    An item whose status the PBX refuses (deleted between the two commands) keeps a
+    status of None.
     """
-
-    status_command: ClassVar[str]
 
     def __init__(
         self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
@@ -299,8 +196,7 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
         super().__init__(hass, entry, client)
         # Held by every poll's fetch and by async_refresh_one: a poll already in flight
         # may carry the state from before a command, and must not land after the
-        # fresher answer. (Home Assistant stores the poll's answer right after the fetch
-        # returns, before a waiter for the lock can run.)
+        # fresher answer (Home Assistant stores it before a waiter for the lock runs).
         self._fetch_lock = asyncio.Lock()
 
     async def _async_list(self) -> Sequence[ItemT]:
@@ -312,7 +208,7 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
     async def _async_fetch(self) -> dict[str, Listed[ItemT, StatusT]]:
         async with self._fetch_lock:
             items = await self._async_list()
-            statuses = await _gather_bounded(
+            statuses = await gather_bounded(
                 [item.number for item in items], self._async_status, STATUS_FETCH_CONCURRENCY
             )
         return {item.number: Listed(item, statuses[item.number]) for item in items}
@@ -321,7 +217,7 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
         try:
             return await self._async_request_status(number)
         except PbxCommandFailedError as err:
-            LOGGER.debug("PBX refused %s of %s: %s", self.status_command, number, err.message)
+            LOGGER.debug("PBX refused %s of %s: %s", err.command, number, err.message)
             return None
 
     async def async_refresh_one(self, number: str) -> None:
@@ -337,15 +233,13 @@ class _ListAndStatusCoordinator[ItemT: _Numbered, StatusT](
                 LOGGER.debug("Could not refresh %s %s: %s", self.kind, number, err)
                 return
             if (current := self.data.get(number)) is not None:
-                updated = Listed(current.item, status)
-                self.async_set_updated_data({**self.data, number: updated})
+                self.async_set_updated_data({**self.data, number: Listed(current.item, status)})
 
 
 class SmartPbxQueueCoordinator(_ListAndStatusCoordinator[Queue, QueueStatus]):
     """queue_list, then queue_status of every queue."""
 
     kind = "queues"
-    status_command = "queue_status"
 
     async def _async_list(self) -> Sequence[Queue]:
         return await self.client.queue_list()
@@ -358,7 +252,6 @@ class SmartPbxConferenceCoordinator(_ListAndStatusCoordinator[Conference, Confer
     """conf_list, then conf_status of every conference."""
 
     kind = "conferences"
-    status_command = "conf_status"
 
     async def _async_list(self) -> Sequence[Conference]:
         return await self.client.conf_list()
@@ -375,21 +268,14 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
     def __init__(
         self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
     ) -> None:
-        # Not immediate: a call produces a burst of events (invite, several status
-        # changes, a CDR); one poll after the burst settles sees the result. Kept to
-        # schedule it from callbacks (async_request_refresh is a coroutine).
+        # Not immediate: one poll after a call's burst of events settles sees the result.
         self._after_call_events: Debouncer[Any] = Debouncer(
             hass, LOGGER, cooldown=LIVE_CALL_REFRESH_COOLDOWN, immediate=False
         )
-        super().__init__(
-            hass,
-            entry,
-            client,
-            request_refresh_debouncer=self._after_call_events,
-            # Polled after every burst of call events: only a change is worth writing.
-            # (The others always notify: device removal counts their updates.)
-            always_update=False,
-        )
+        super().__init__(hass, entry, client, request_refresh_debouncer=self._after_call_events)
+        # Polled after every burst of call events: only a change is worth writing.
+        # (The others always notify: device removal counts their updates.)
+        self.always_update = False
 
     async def _async_fetch(self) -> tuple[LiveCall, ...]:
         return await self.client.live_calls()
@@ -400,52 +286,21 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         self._after_call_events.async_schedule_call()
 
     @callback
-    def async_handle_call_status(self, event: CallStatusEvent) -> None:
-        """A ``callstatus`` event's calls become the live calls at once (field firmware).
-
-        Field clients read its list as the PBX's current calls. Its entries carry no
-        channels or durations: a call already known keeps those from the last poll and
-        takes the event's state; the debounced ``livecall`` poll after it completes new
-        calls, and corrects the list should the event have named only those that changed.
-        """
-        known = {call.callid: call for call in self.data or ()}
-        self.async_set_updated_data(
-            tuple(
-                call if (old := known.get(call.callid)) is None else replace(old, state=call.state)
-                for call in event.calls
-            )
-        )
-        self.async_schedule_refresh()
-
-    @callback
-    def async_handle_hangup(self, event: HangupEvent) -> None:
-        """Drop the call a ``hangup`` event ended at once; the next poll confirms."""
+    def async_handle_event(self, event: PbxEvent) -> None:
+        """A call event schedules a poll; ``callstatus`` and ``hangup`` (field firmware)
+        change the live calls at once, and that poll confirms them."""
         calls: tuple[LiveCall, ...] | None = self.data
-        if calls is not None:
-            remaining = tuple(call for call in calls if not _ended_by(call, event))
-            if len(remaining) != len(calls):
+        if isinstance(event, CallStatusEvent):
+            # Field clients read its list as the PBX's current calls; should it name only
+            # those that changed, the poll corrects it.
+            self.async_set_updated_data(event.merged_with(calls or ()))
+        elif isinstance(event, HangupEvent):
+            remaining = tuple(call for call in calls or () if not event.ends(call))
+            if calls is not None and len(remaining) != len(calls):
                 self.async_set_updated_data(remaining)
+        elif not isinstance(event, ExtensionStatusEvent | InviteEvent | CallRecord):
+            return
         self.async_schedule_refresh()
-
-
-def _ended_by(call: LiveCall, event: HangupEvent) -> bool:
-    """Whether ``event`` names ``call``, by call id or by one of its channels."""
-    if event.callid is not None and event.callid == call.callid:
-        return True
-    return event.channel is not None and event.channel in (call.source, call.destination)
-
-
-def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]:
-    """The live calls extension ``number`` takes part in, as caller or called party."""
-    return [call for call in calls if number in (call.caller, call.called)]
-
-
-def peer_of_extension(call: LiveCall, number: str) -> str:
-    """The other party of ``call`` as seen from extension ``number``."""
-    return call.called if call.caller == number else call.caller
-
-
-# --- runtime data -----------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -454,7 +309,7 @@ class SmartPbxData:
 
     client: SmartPbxClient
     transport: Transport
-    """What the client talks through (closed on unload when it is our own connection)."""
+    """Closed on unload when it is our own connection."""
     serial: str
     system: SmartPbxSystemCoordinator
     queues: SmartPbxQueueCoordinator
@@ -462,11 +317,10 @@ class SmartPbxData:
     live_calls: SmartPbxLiveCallCoordinator
     call_log: CallLog
     caller_names: CallerNames
-    """Names for numbers: the PBX's extensions, then the phonebook in the options."""
     pbx_device_id: str
-    """Device registry id of the PBX, the via_device of every other device."""
+    """The via_device of every other device."""
     connected: bool
-    """What the transport last reported: is the MQTT connection up."""
+    """What the transport last reported (its ``connected`` property may lag behind)."""
     events: EventIngress
     """Where the PBX's events enter, without redeliveries (add consumers there)."""
     extension_devices: dict[str, HaDeviceInfo] = field(default_factory=dict)

@@ -1,16 +1,9 @@
-"""Repair issues: problems the user has to act on, which clear themselves once solved.
+"""Repair issues the user has to act on; not fixable from the dashboard (core's way for
+conditions that go away by themselves): each is deleted once its condition is gone.
 
-Both issues are not fixable from the repairs dashboard, as Home Assistant core does for
-conditions an integration notices going away by itself: the description says what to do
-(set up the MQTT integration; check the PBX or reconfigure the entry), and the issue is
-deleted as soon as the entry sets up over MQTT, or the PBX answers again.
-
-- ``mqtt_not_available_<entry id>``: the entry talks through Home Assistant's MQTT
-  integration, which is not set up (or not loaded). Created when setup stops on it.
-- ``pbx_not_answering_<entry id>``: the broker is reachable but the PBX has not answered
-  for SILENT_REPAIR_AFTER: it is off, or its token no longer matches the entry's (the
-  PBX's API page was changed). The time counts across setup retries and reloads, and
-  pauses while the broker connection is down (then we cannot tell).
+- ``mqtt_not_available``: the entry uses Home Assistant's MQTT integration, not set up.
+- ``pbx_not_answering``: the broker is reachable but the PBX has not answered for
+  SILENT_REPAIR_AFTER (it is off, or its token changed).
 """
 
 from __future__ import annotations
@@ -29,37 +22,37 @@ from .const import (
 )
 from .coordinator import SmartPbxConfigEntry
 
-
-def issue_id(kind: str, entry_id: str) -> str:
-    """The issue registry id of issue ``kind`` for one config entry."""
-    return f"{kind}_{entry_id}"
+_LEARN_MORE = {ISSUE_MQTT_NOT_AVAILABLE: "https://www.home-assistant.io/integrations/mqtt/"}
 
 
 @callback
-def async_create_mqtt_issue(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+def async_create_issue(
+    hass: HomeAssistant, kind: str, entry: SmartPbxConfigEntry, **placeholders: str
+) -> None:
+    """Raise issue ``kind`` (its translation key) for ``entry``."""
     ir.async_create_issue(
         hass,
         DOMAIN,
-        issue_id(ISSUE_MQTT_NOT_AVAILABLE, entry.entry_id),
+        f"{kind}_{entry.entry_id}",
         is_fixable=False,
         is_persistent=False,
         severity=ir.IssueSeverity.ERROR,
-        translation_key=ISSUE_MQTT_NOT_AVAILABLE,
-        translation_placeholders={"title": entry.title},
-        learn_more_url="https://www.home-assistant.io/integrations/mqtt/",
+        translation_key=kind,
+        translation_placeholders={"title": entry.title, **placeholders},
+        learn_more_url=_LEARN_MORE.get(kind),
     )
 
 
 @callback
-def async_delete_mqtt_issue(hass: HomeAssistant, entry_id: str) -> None:
-    ir.async_delete_issue(hass, DOMAIN, issue_id(ISSUE_MQTT_NOT_AVAILABLE, entry_id))
+def async_delete_issue(hass: HomeAssistant, kind: str, entry_id: str) -> None:
+    ir.async_delete_issue(hass, DOMAIN, f"{kind}_{entry_id}")
 
 
 @callback
 def async_delete_issues(hass: HomeAssistant, entry_id: str) -> None:
     """Forget every issue of an entry that is being removed."""
-    async_delete_mqtt_issue(hass, entry_id)
-    ir.async_delete_issue(hass, DOMAIN, issue_id(ISSUE_PBX_NOT_ANSWERING, entry_id))
+    for kind in (ISSUE_MQTT_NOT_AVAILABLE, ISSUE_PBX_NOT_ANSWERING):
+        async_delete_issue(hass, kind, entry_id)
     hass.data.get(_SILENCE_SINCE, {}).pop(entry_id, None)
 
 
@@ -68,12 +61,11 @@ _SILENCE_SINCE: HassKey[dict[str, float]] = HassKey(f"{DOMAIN}_silence_since")
 
 
 class PbxSilenceWatch:
-    """Raises the ``pbx_not_answering`` issue after SILENT_REPAIR_AFTER of silence.
+    """Raises ``pbx_not_answering`` after SILENT_REPAIR_AFTER of silence.
 
-    The start of the silence is kept in ``hass.data``, not in the entry's runtime data,
-    so that it survives setup retries and reloads: a PBX whose token changed while Home
-    Assistant was down never lets setup succeed, and must get the issue all the same.
-    A timer only runs while the entry is loaded; a failing setup checks the time itself.
+    The start of the silence is kept in ``hass.data`` to survive setup retries and
+    reloads: a PBX whose token changed while Home Assistant was down never lets setup
+    succeed, and must get the issue all the same.
     """
 
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
@@ -81,10 +73,6 @@ class PbxSilenceWatch:
         self._entry = entry
         self._silent_since = hass.data.setdefault(_SILENCE_SINCE, {})
         self._cancel_timer: CALLBACK_TYPE | None = None
-
-    @property
-    def _issue_id(self) -> str:
-        return issue_id(ISSUE_PBX_NOT_ANSWERING, self._entry.entry_id)
 
     @callback
     def async_not_answering(self, *, wait: bool) -> None:
@@ -106,7 +94,7 @@ class PbxSilenceWatch:
         """The PBX answered: the silence (and its issue) is over."""
         self.async_pause()
         if self._silent_since.pop(self._entry.entry_id, None) is not None:
-            ir.async_delete_issue(self._hass, DOMAIN, self._issue_id)
+            async_delete_issue(self._hass, ISSUE_PBX_NOT_ANSWERING, self._entry.entry_id)
 
     @callback
     def async_pause(self) -> None:
@@ -125,13 +113,4 @@ class PbxSilenceWatch:
     def _async_raise_issue(self) -> None:
         minutes = int(SILENT_REPAIR_AFTER.total_seconds() // 60)
         LOGGER.debug("The PBX has not answered for %d minutes; raising a repair issue", minutes)
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            self._issue_id,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_PBX_NOT_ANSWERING,
-            translation_placeholders={"title": self._entry.title, "minutes": str(minutes)},
-        )
+        async_create_issue(self._hass, ISSUE_PBX_NOT_ANSWERING, self._entry, minutes=str(minutes))

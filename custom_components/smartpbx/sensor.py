@@ -27,8 +27,6 @@ from .coordinator import (
     SmartPbxConfigEntry,
     SmartPbxCoordinator,
     SmartPbxData,
-    calls_of_extension,
-    peer_of_extension,
 )
 from .entity import (
     ExtensionEntity,
@@ -47,6 +45,7 @@ from .pbx.models import (
     Trunk,
     TrunkState,
     TrunkType,
+    calls_of_extension,
 )
 
 # Coordinator entities: updates come from coordinators, no entity polls on its own.
@@ -191,7 +190,7 @@ class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
 
 def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
     calls = calls_of_extension(data.live_calls.data, extension.number)
-    return peer_of_extension(calls[0], extension.number) if calls else None
+    return calls[0].peer_of(extension.number) if calls else None
 
 
 # Home Assistant reserves "unavailable" and "unknown" for the entity itself: a phone the

@@ -6,11 +6,14 @@ repr), so fields the firmware adds later are never lost. Parsing lives in ``pars
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+import logging
 from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
 
 type RawPayload = Mapping[str, Any]
 
@@ -177,6 +180,20 @@ class Extension:
     port: str | None = None
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
+    def with_state(self, event: ExtensionStatusEvent) -> Extension:
+        """This extension in the state ``event`` reports."""
+        # Spelled out rather than dataclasses.replace, which inspects the fields on every
+        # call: this runs for every status event.
+        return Extension(
+            number=self.number,
+            type=self.type,
+            name=self.name,
+            state=event.state,
+            state_raw=event.state_raw,
+            port=self.port,
+            raw=self.raw,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Trunk:
@@ -210,6 +227,45 @@ class LiveCall:
     recording: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
+
+    def involves(self, number: str) -> bool:
+        """Whether ``number`` is the caller or the called party."""
+        return number in (self.caller, self.called)
+
+    def peer_of(self, number: str) -> str:
+        """The other party, as seen from ``number``."""
+        return self.called if self.caller == number else self.caller
+
+
+def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]:
+    """The live calls extension ``number`` takes part in, as caller or called party."""
+    return [call for call in calls if call.involves(number)]
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSnapshot:
+    """``deviceInfo``, ``extension_list`` and ``trunk_list``, asked together.
+
+    The dicts are new for each snapshot: their holder may keep them up to date (apply).
+    """
+
+    device_info: DeviceInfo
+    extensions: dict[str, Extension]
+    """By number."""
+    trunks: dict[str, Trunk]
+    """By name."""
+
+    def apply(self, event: ExtensionStatusEvent) -> Extension | None:
+        """Put ``event``'s state into its extension; the extension as it was, or None when
+        nothing changed (already in that state, or not listed: the next list brings it)."""
+        current = self.extensions.get(event.extension)
+        if current is None:
+            _LOGGER.debug("Status event for unlisted extension %s", event.extension)
+            return None
+        if current.state == event.state and current.state_raw == event.state_raw:
+            return None
+        self.extensions[event.extension] = current.with_state(event)
+        return current
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +495,17 @@ class CallStatusEvent(UnknownEvent):
             "payload": _plain(self.raw),
         }
 
+    def merged_with(self, known: Iterable[LiveCall]) -> tuple[LiveCall, ...]:
+        """This event's calls; one already ``known`` keeps its details, takes the new state.
+
+        The event's entries carry no channels or durations (a ``livecall`` poll has them).
+        """
+        by_id = {call.callid: call for call in known}
+        return tuple(
+            call if (old := by_id.get(call.callid)) is None else replace(old, state=call.state)
+            for call in self.calls
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HangupEvent(UnknownEvent):
@@ -459,6 +526,12 @@ class HangupEvent(UnknownEvent):
             "called": self.called,
             "payload": _plain(self.raw),
         }
+
+    def ends(self, call: LiveCall) -> bool:
+        """Whether this event names ``call``, by call id or by one of its channels."""
+        if self.callid is not None and self.callid == call.callid:
+            return True
+        return self.channel is not None and self.channel in (call.source, call.destination)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
