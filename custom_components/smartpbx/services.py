@@ -87,7 +87,7 @@ _FIELDS: dict[str, Any] = {
     **dict.fromkeys(("autoanswer", "paused", "logged_in"), cv.boolean),
     "channel": _CHANNEL,
     "callid": vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_CALLID_LENGTH)),
-    "mode": vol.All(vol.In([mode.value for mode in ListenMode]), ListenMode),
+    "mode": vol.All(vol.In([mode.value for mode in ListenMode]), vol.Coerce(ListenMode)),
     "permission": vol.All(vol.In(list(PERMISSIONS)), PERMISSIONS.get),
     "full_name": vol.All(cv.string, vol.Length(max=validation.MAX_NAME_LENGTH)),
     "time": vol.All(cv.time, lambda start: start.strftime("%H:%M")),
