@@ -26,10 +26,12 @@ from custom_components.smartpbx.pbx.models import (
     HangupEvent,
     InviteEvent,
     IvrDtmfEvent,
+    LiveCall,
     QueueMemberState,
     TrunkState,
     TrunkType,
     UnknownEvent,
+    json_ready,
 )
 from custom_components.smartpbx.pbx.parsing import (
     MalformedPayloadError,
@@ -1413,6 +1415,69 @@ def test_field_extcallinfo_reply() -> None:
         direction=CallDirection.OUTBOUND,
         direction_raw="Outbound",
     )
+    assert call is not None
+    assert call.as_dict() == {
+        "callid": "1673071399.25",
+        "channel": "PJSIP/8001-0000001a",
+        "peer_channel": "PJSIP/2005-0000001b",
+        "from": "8001",
+        "to": "2005",
+        "direction": "outbound",
+        "direction_raw": "Outbound",
+    }
+
+
+def test_json_ready_leaves_out_raw_payloads_and_pins() -> None:
+    """Durations in whole seconds, enums as their values, tuples as lists; no raw, no PINs."""
+    room = Conference(
+        "7001",
+        "Room",
+        ("8001",),
+        allow_invite=True,
+        wait_for_moderator=False,
+        participant_pin="4711",
+        moderator_pin="0815",
+        raw={"participantpassword": "4711"},
+    )
+    call = LiveCall(
+        callid="1673071399.25",
+        caller="8001",
+        source="PJSIP/8001-0000001a",
+        called="8002",
+        destination="PJSIP/8002-0000001b",
+        duration=timedelta(seconds=65.7),
+        state="Up",
+        direction="Internal",
+        recording="",
+        raw={"callid": "1673071399.25"},
+        direction_kind=CallDirection.INTERNAL,
+    )
+
+    data = json_ready((room, call, None))
+
+    assert data == [
+        {
+            "number": "7001",
+            "description": "Room",
+            "moderators": ["8001"],
+            "allow_invite": True,
+            "wait_for_moderator": False,
+        },
+        {
+            "callid": "1673071399.25",
+            "caller": "8001",
+            "source": "PJSIP/8001-0000001a",
+            "called": "8002",
+            "destination": "PJSIP/8002-0000001b",
+            "duration": 65,
+            "state": "Up",
+            "direction": "Internal",
+            "recording": "",
+            "direction_kind": "internal",
+        },
+        None,
+    ]
+    assert json.loads(json.dumps(data)) == data
 
 
 def test_extcallinfo_reply_without_a_call_is_none() -> None:

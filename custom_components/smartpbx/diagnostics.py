@@ -1,10 +1,6 @@
-"""Diagnostics: what a bug report needs, without the credentials or conference PINs.
+"""Diagnostics: what a bug report needs, without credentials, PINs or the phonebook.
 
-Redacted: the PBX token (anyone who knows it can command the PBX), the broker username
-and password, every PIN or password field in the raw replies (``conf_list`` carries
-``participantpassword`` / ``moderatorpassword``), and the phonebook (people's names and
-numbers: only how many numbers it names is shown). The PBX's serial number stays: it is
-printed on the device, names every device and entity, and is what support asks for.
+The serial number stays: it is printed on the device and is what support asks for.
 """
 
 from __future__ import annotations
@@ -18,17 +14,11 @@ from homeassistant.core import HomeAssistant
 from .caller_names import CONF_PHONEBOOK, CONF_PHONEBOOK_FILE
 from .const import CONF_TOKEN, CONF_TRANSPORT
 from .coordinator import SmartPbxConfigEntry
+from .pbx.models import CONFERENCE_PIN_KEYS
 
 TO_REDACT_CONFIG = {CONF_TOKEN, CONF_USERNAME, CONF_PASSWORD}
 TO_REDACT_OPTIONS = {CONF_PHONEBOOK, CONF_PHONEBOOK_FILE}
-TO_REDACT_REPLIES = {
-    "participantpassword",
-    "moderatorpassword",
-    "password",
-    "secret",
-    "pin",
-    "token",
-}
+TO_REDACT_REPLIES = {*CONFERENCE_PIN_KEYS, "password", "secret", "pin", "token"}
 
 
 async def async_get_config_entry_diagnostics(

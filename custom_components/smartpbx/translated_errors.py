@@ -1,10 +1,8 @@
 """The client library's errors as translated Home Assistant errors.
 
-One mapping serves the actions (services.py), the buttons and switches (entity.py) and
-the coordinators' failed polls (coordinator.py), so each error reads the same wherever
-it surfaces; the actions' schemas reject arguments in the same words. Errors name the
-PBX command (``conf_kick``, not the action) since that is what the PBX answered, and
-what its message refers to.
+One mapping serves actions, buttons, switches and failed polls, so an error reads the same
+wherever it surfaces. Errors name the PBX command (``conf_kick``, not the action): that is
+what the PBX answered, and what its message refers to.
 """
 
 from __future__ import annotations
@@ -31,10 +29,7 @@ from .pbx.errors import (
 def pbx_error_translation(
     err: PbxError, fields: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, str] | None]:
-    """Translation key and placeholders for ``err``.
-
-    ``fields`` renames the library's argument names to the ones the user typed.
-    """
+    """Translation key and placeholders for ``err``; ``fields`` renames argument names."""
     match err:
         case PbxInvalidArgumentError():
             field = (fields or {}).get(err.field, err.field)
@@ -57,9 +52,9 @@ def pbx_error_translation(
 
 
 async def async_pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None = None) -> T:
-    """Await one library call, turning its errors into translated Home Assistant errors.
+    """Await one library call, its errors translated.
 
-    A bad argument is the caller's mistake (ServiceValidationError); anything else is
+    A bad argument is the caller's mistake (ServiceValidationError); any other error is
     the PBX's or the connection's (HomeAssistantError).
     """
     try:
@@ -78,48 +73,38 @@ async def async_pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None
         ) from err
 
 
-def unsupported_command_error(command: str) -> HomeAssistantError:
-    """The translated error for a command this PBX's firmware answered "unknown cmd" to."""
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="command_unsupported",
-        translation_placeholders={"command": command},
-    )
-
-
 def raise_if_unsupported(unsupported: set[str], command: str) -> None:
     """Fail at once for a command this PBX's firmware already said it lacks."""
     if command in unsupported:
-        raise unsupported_command_error(command)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_unsupported",
+            translation_placeholders={"command": command},
+        )
 
 
 async def async_field_command[T](
-    unsupported: set[str],
-    command: str,
-    call: Callable[[], Awaitable[T]],
-    fields: Mapping[str, str] | None = None,
+    unsupported: set[str], command: str, call: Callable[[], Awaitable[T]]
 ) -> T:
-    """Run a command older firmware may lack (FIELD.md), at most once per reload.
+    """Run a command older firmware may lack (FIELD.md), asking at most once per reload.
 
-    ``unsupported`` (the entry's runtime data) remembers every command the PBX answered
-    "unknown cmd" to; asking for one of those again fails at once, without publishing,
-    so neither an action nor a poll repeats a failure the firmware will repeat too.
-    ``call`` makes the library call only when it is to be sent.
+    ``unsupported`` (the entry's runtime data) remembers each command the PBX answered
+    "unknown cmd" to; neither an action nor a poll sends it again. ``call`` makes the
+    library call only when it is to be sent.
     """
     raise_if_unsupported(unsupported, command)
     try:
-        return await async_pbx_call(call(), fields)
+        return await async_pbx_call(call())
     except HomeAssistantError as err:
         if isinstance(err.__cause__, PbxUnsupportedCommandError):
-            unsupported.add(err.__cause__.command)
+            unsupported.add(command)
         raise
 
 
 def translated_schema(schema: vol.Schema) -> Any:
-    """Wrap a schema so its rejections become translated ServiceValidationErrors.
+    """``schema``, rejecting in a translated ServiceValidationError that names the field.
 
-    Home Assistant passes an action schema's own ``vol.Invalid`` through untranslated;
-    the wrapper names the offending field in the user's language instead.
+    Home Assistant would pass the schema's own ``vol.Invalid`` through untranslated.
     """
 
     def validate(data: Any) -> Any:

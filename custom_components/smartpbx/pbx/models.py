@@ -7,9 +7,9 @@ repr), so fields the firmware adds later are never lost. Parsing lives in ``pars
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 import logging
 from typing import Any
 
@@ -338,6 +338,10 @@ class Conference:
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
+CONFERENCE_PIN_KEYS = frozenset({"participantpassword", "moderatorpassword"})
+"""Where a raw ``conf_list`` entry holds the PINs: redact them wherever raw replies show."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConferenceMember:
     """A participant in ``conf_status``."""
@@ -568,6 +572,18 @@ class ExtensionCall:
     direction_raw: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
+    def as_dict(self) -> dict[str, str | None]:
+        """The call as plain data, the numbers under ``from`` and ``to`` as the PBX names them."""
+        return {
+            "callid": self.callid,
+            "channel": self.channel,
+            "peer_channel": self.peer_channel,
+            "from": self.from_number,
+            "to": self.to_number,
+            "direction": self.direction.value,
+            "direction_raw": self.direction_raw,
+        }
+
 
 type PbxEvent = (
     ExtensionStatusEvent
@@ -579,3 +595,21 @@ type PbxEvent = (
     | DeviceStatusEvent
     | UnknownEvent
 )
+
+
+def json_ready(value: object) -> Any:
+    """A model (or tuple of models) as JSON-ready data: durations in whole seconds.
+
+    Fields kept out of repr (``raw``, conference PINs) are left out as well.
+    """
+    if is_dataclass(value) and not isinstance(value, type):
+        return {
+            item.name: json_ready(getattr(value, item.name)) for item in fields(value) if item.repr
+        }
+    if isinstance(value, tuple):
+        return [json_ready(item) for item in value]
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, Enum):
+        return value.value
+    return value
