@@ -235,10 +235,13 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](CoordinatorEntity[C
         repair issue for a PBX that stays silent follows the system coordinator
         (``__init__.py``).
         """
+        # Read on every state write (twice per status event): kept to plain attributes;
+        # the coordinator's last_update_success is CoordinatorEntity's own rule.
+        runtime = self.runtime
         return (
-            self.runtime.connected
-            and self.runtime.pbx_online
-            and super().available
+            runtime.connected
+            and runtime.pbx_online
+            and self.coordinator.last_update_success
             and self._present
         )
 
@@ -310,6 +313,10 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
     @property
     def subject(self) -> Extension | None:
         return self.runtime.system.data.extensions.get(self.number)
+
+    @property
+    def _present(self) -> bool:
+        return self.number in self.runtime.system.data.extensions
 
     @callback
     def _handle_coordinator_update(self) -> None:
