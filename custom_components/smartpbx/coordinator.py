@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.device_registry import DeviceInfo as HaDeviceInfo
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -189,6 +189,8 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         # Extension events that arrive while a poll is in flight are newer than the
         # poll's answer may be; they win over it.
         self._pushed_during_poll: dict[str, ExtensionStatusEvent] | None = None
+        self.status_event_context = Context()
+        """The context of the last status event applied, shared by the writes it causes."""
 
     async def _async_setup(self) -> None:
         """Before the first poll, make sure replies reach us at all (see probe.py)."""
@@ -256,6 +258,9 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemData]):
         if current.state == event.state and current.state_raw == event.state_raw:
             return
         data.extensions[event.extension] = _with_state(current, event)
+        # One cause, one context: the state changes of one event share it, as those of
+        # one action call do (and a state write without one makes its own).
+        self.status_event_context = Context()
         for update_callback in tuple(self._extension_listeners.get(event.extension, ())):
             update_callback()
         went_offline = event.state is ExtensionState.UNAVAILABLE

@@ -335,6 +335,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
         # A status event always changes the extension: write without comparing (this is
         # the hot path of event bursts), and let the next poll compare afresh.
         self._last_written = None
+        self.async_set_context(self.runtime.system.status_event_context)
         self.async_write_ha_state()
 
     async def async_added_to_hass(self) -> None:
