@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.device_registry import DeviceInfo as HaDeviceInfo
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -128,6 +128,8 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
         # Extension events that arrive while a poll is in flight are newer than the
         # poll's answer may be; they win over it.
         self._pushed_during_poll: dict[str, ExtensionStatusEvent] | None = None
+        self.status_event_context = Context()
+        """The context of the last status event applied, shared by the writes it causes."""
 
     async def _async_setup(self) -> None:
         """Before the first poll, make sure replies reach us at all (asked with growing waits)."""
@@ -173,6 +175,9 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
         data: SystemSnapshot | None = self.data
         if data is None or (before := data.apply(event)) is None:
             return
+        # One cause, one context: the state changes of one event share it, as those of
+        # one action call do (and a state write without one makes its own).
+        self.status_event_context = Context()
         for update_callback in tuple(self._extension_listeners.get(event.extension, ())):
             update_callback()
         went_offline = event.state is ExtensionState.UNAVAILABLE

@@ -210,10 +210,13 @@ class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](
         repair issue for a PBX that stays silent follows the system coordinator
         (``__init__.py``).
         """
+        # Read on every state write (twice per status event): kept to plain attributes;
+        # the coordinator's last_update_success is CoordinatorEntity's own rule.
+        runtime = self.runtime
         return (
-            self.runtime.connected
-            and self.runtime.pbx_online
-            and super().available
+            runtime.connected
+            and runtime.pbx_online
+            and self.coordinator.last_update_success
             and self._present
         )
 
@@ -274,6 +277,10 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
     def subject(self) -> Extension | None:
         return self.runtime.system.data.extensions.get(self.number)
 
+    @property
+    def _present(self) -> bool:
+        return self.number in self.runtime.system.data.extensions
+
     @callback
     def _handle_coordinator_update(self) -> None:
         if self._follows_status_events:
@@ -291,6 +298,7 @@ class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
         # A status event always changes the extension: write without comparing (this is
         # the hot path of event bursts), and let the next poll compare afresh.
         self._last_written = None
+        self.async_set_context(self.runtime.system.status_event_context)
         self.async_write_ha_state()
 
     async def async_added_to_hass(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -199,10 +199,14 @@ def _current_peer(extension: Extension, data: SmartPbxData) -> str | None:
 OFFLINE = "offline"
 
 
+_SPECIAL_STATES: Final = {"unknown": None, "unavailable": OFFLINE}
+
+
 def _enum_state(state: ExtensionState | TrunkState) -> str | None:
-    if state.value == "unknown":
-        return None
-    return OFFLINE if state.value == "unavailable" else state.value
+    # str() of these StrEnums is their value, without Enum.value's descriptor (this runs
+    # on every status event).
+    value = str(state)
+    return _SPECIAL_STATES.get(value, value)
 
 
 def _enum_options(states: type[ExtensionState] | type[TrunkState]) -> list[str]:

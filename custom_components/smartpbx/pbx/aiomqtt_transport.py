@@ -31,13 +31,13 @@ Sessions
     removes its session from the broker.
 
 Dispatch
-    Messages are read from ``client.messages`` (and, in a burst, from the queue behind
-    it: see ``_new_client``) from the moment the broker accepts the connection (queued
-    messages of a persistent session arrive before our SUBSCRIBE is acknowledged), in
-    the order they arrived, and each goes to every callback whose filter matches its
-    topic (MQTT wildcard rules). The match result per topic is cached (the PBX publishes on a
-    handful of topics), so dispatch is one dictionary lookup; the cache is reset
-    whenever the subscriptions change.
+    Messages are dispatched as aiomqtt puts them in its message queue (ours, through
+    its documented ``queue_type``: see ``_new_client``), from the moment the broker
+    accepts the connection (queued messages of a persistent session arrive before our
+    SUBSCRIBE is acknowledged), in the order they arrived, and each goes to every
+    callback whose filter matches its topic (MQTT wildcard rules). The match result
+    per topic is cached (the PBX publishes on a handful of topics), so dispatch is one
+    dictionary lookup; the cache is reset whenever the subscriptions change.
 
 Logging
     aiomqtt and paho log through :data:`MQTT_LOGGER`, a child of this module's logger
@@ -308,23 +308,23 @@ class AiomqttTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _new_client(
-        self, connect_timeout: float, *, clean_session: bool
-    ) -> tuple[aiomqtt.Client, asyncio.Queue[aiomqtt.Message]]:
+    def _new_client(self, connect_timeout: float, *, clean_session: bool) -> aiomqtt.Client:
         """A fresh aiomqtt client (one per connection: the broker-side session survives
-        because the client id stays the same), and the queue it puts messages in.
+        because the client id stays the same).
 
-        The queue is made through aiomqtt's documented ``queue_type`` argument so that
-        the reader can take, after each step of ``client.messages`` (a task and a future
-        per step), the messages that arrived meanwhile straight from it: in a burst that
-        halves the transport's cost per message.
+        Its message queue, given through aiomqtt's documented ``queue_type`` argument,
+        is an ``asyncio.Queue`` that dispatches each message as it is put in (on the
+        event loop, in the order paho read them) instead of keeping it for
+        ``client.messages``: each step of that iterator costs a task and a future,
+        about half of the transport's cost per message (BENCHMARKS.md).
         """
-        made: list[asyncio.Queue[aiomqtt.Message]] = []
+        dispatch = self._dispatch
 
         class Inbox(asyncio.Queue[aiomqtt.Message]):
-            def __init__(self, maxsize: int = 0) -> None:
-                super().__init__(maxsize)
-                made.append(self)
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                # Never raises (_dispatch logs a failing callback): an exception here
+                # would end aiomqtt's read of the socket.
+                dispatch(item.topic.value, item.payload)
 
         client = aiomqtt.Client(
             self._host,
@@ -344,8 +344,7 @@ class AiomqttTransport:
         # aiomqtt warns from 10 unacknowledged publications on; many commands at once are
         # normal here and SmartPbxClient bounds them (max_pending).
         client.pending_calls_threshold = PENDING_PUBLISH_WARNING
-        (inbox,) = made
-        return client, inbox
+        return client
 
     @contextlib.asynccontextmanager
     async def _connection(self, client: aiomqtt.Client) -> AsyncIterator[None]:
@@ -417,7 +416,7 @@ class AiomqttTransport:
         if not (math.isfinite(timeout) and timeout > 0):
             raise PbxInvalidArgumentError("timeout", "must be a positive number of seconds")
         await self._load_tls_context()
-        client, _ = self._new_client(timeout, clean_session=True)
+        client = self._new_client(timeout, clean_session=True)
         async with self._connection(client):
             _LOGGER.debug("Discarded the MQTT session of this client id")
 
@@ -466,18 +465,18 @@ class AiomqttTransport:
         Raises PbxAuthError or PbxConnectionError when it cannot be made (connecting or
         subscribing fails).
         """
-        client, inbox = self._new_client(timeout, clean_session=self._clean_session)
+        client = self._new_client(timeout, clean_session=self._clean_session)
         async with self._connection(client):
             self._client = client
             lost: Exception = aiomqtt.MqttError("the message stream ended")
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._go_live(client, first_connection))
+                    # The queue dispatches every message (see _new_client), so this
+                    # waits for the connection to end; it would deliver a message that
+                    # reached the queue some other way all the same.
                     async for message in client.messages:
                         self._dispatch(message.topic.value, message.payload)
-                        while not inbox.empty():
-                            queued = inbox.get_nowait()
-                            self._dispatch(queued.topic.value, queued.payload)
             except ExceptionGroup as errors:
                 lost = errors.exceptions[0]
             finally:

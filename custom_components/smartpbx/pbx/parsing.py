@@ -508,9 +508,23 @@ _DISPOSITIONS: Final = {
 }
 
 
+_EXTENSION_STATE_TEXTS: dict[str, ExtensionState] = {}
+"""Recognised state texts as sent, mapped: every status event carries one of a handful."""
+_EXTENSION_STATE_TEXTS_MAX: Final = 256
+
+
 def extension_state(text: str) -> ExtensionState:
     """Map an extension (Asterisk hint) state text to ExtensionState."""
-    return _lookup(_EXTENSION_STATES, text, ExtensionState.UNKNOWN, "extension state")
+    if (known := _EXTENSION_STATE_TEXTS.get(text)) is not None:
+        return known
+    state = _lookup(_EXTENSION_STATES, text, ExtensionState.UNKNOWN, "extension state")
+    # Unrecognised texts are not remembered: _lookup decides whether to log them.
+    if (
+        state is not ExtensionState.UNKNOWN
+        and len(_EXTENSION_STATE_TEXTS) < _EXTENSION_STATE_TEXTS_MAX
+    ):
+        _EXTENSION_STATE_TEXTS[text] = state
+    return state
 
 
 def trunk_state(text: str) -> TrunkState:
@@ -583,6 +597,8 @@ def pause_flag(value: object) -> bool | None:
 
 
 def _require_object(payload: object, what: str) -> Mapping[str, Any]:
+    if type(payload) is dict:  # what JSON decoding gives: no ABC check (every event)
+        return payload
     if not isinstance(payload, Mapping):
         raise MalformedPayloadError(f"{what} should be a JSON object, got {_kind(payload)}")
     return payload
@@ -946,22 +962,14 @@ def event_name(payload: Mapping[str, Any]) -> str:
 def parse_event(payload: object) -> PbxEvent:
     """An event from the event topic; events this library does not model stay whole."""
     event = _require_object(payload, "event")
+    # Nearly every event is this one, spelled this way (bursts of thousands): no
+    # normalising of the name first.
+    if event.get("event") == "extension_status":
+        return _extension_status(event)
     name = event_name(event)
     match name.lower():
         case "extension_status":
-            state_raw = _text(event, "status", "state")
-            extension = _text(event, "extension").strip()
-            # Without both it says nothing; taken as "state unknown" it would wipe a good
-            # state (an unrecognised status text, on the other hand, is news: UNKNOWN).
-            if not extension or not state_raw.strip():
-                raise MalformedPayloadError("extension_status without extension or status")
-            return ExtensionStatusEvent(
-                extension=extension,
-                state=extension_state(state_raw),
-                state_raw=state_raw,
-                ip_address=_optional_text(event, "ipaddr"),
-                raw=dict(event),
-            )
+            return _extension_status(event)
         case "invite":
             return InviteEvent(
                 from_number=_text(event, "from"),
@@ -996,6 +1004,30 @@ def parse_event(payload: object) -> PbxEvent:
             )
         case _:
             return UnknownEvent(event=name, raw=dict(event))
+
+
+def _extension_status(event: Mapping[str, Any]) -> ExtensionStatusEvent:
+    # Plain strings (what the PBX sends) skip the general coercion of _text.
+    state_raw = event.get("status")
+    if type(state_raw) is not str:
+        state_raw = _text(event, "status", "state")
+    extension = event.get("extension")
+    extension = (extension if type(extension) is str else _text(event, "extension")).strip()
+    # Without both it says nothing; taken as "state unknown" it would wipe a good
+    # state (an unrecognised status text, on the other hand, is news: UNKNOWN).
+    if not extension or not state_raw.strip():
+        raise MalformedPayloadError("extension_status without extension or status")
+    ip_address = event.get("ipaddr")
+    ip_address = (
+        ip_address.strip() or None if type(ip_address) is str else _optional_text(event, "ipaddr")
+    )
+    return ExtensionStatusEvent(
+        extension=extension,
+        state=extension_state(state_raw),
+        state_raw=state_raw,
+        ip_address=ip_address,
+        raw=dict(event),
+    )
 
 
 def parse_device_status(payload: object) -> DeviceStatusEvent:

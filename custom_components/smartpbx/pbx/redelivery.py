@@ -34,7 +34,7 @@ import logging
 import time
 from typing import Final
 
-from .models import CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
+from .models import CallRecord, ExtensionStatusEvent, InviteEvent, IvrDtmfEvent, PbxEvent
 
 MAX_RECORDS: Final = 2048
 """Call record identities kept (a busy PBX's day of calls)."""
@@ -101,6 +101,8 @@ class RedeliveryFilter:
 
     def is_redelivery(self, event: PbxEvent) -> bool:
         """True for a redelivery (drop it); otherwise remembers the event, False."""
+        if type(event) is ExtensionStatusEvent:  # most events, checked first
+            return False
         if isinstance(event, CallRecord):
             identity = record_identity(event)
             if identity is None:
