@@ -37,10 +37,8 @@ from .entity import (
     async_add_subject_entities,
 )
 from .pbx.models import (
-    CallDirection,
     Extension,
     ExtensionState,
-    LiveCall,
     QueueStatus,
     Trunk,
     TrunkState,
@@ -114,19 +112,6 @@ class ListedSensor[DataT](ListedEntity[DataT], SmartPbxSensor[DataT]):
     pass
 
 
-def _call_attributes(call: LiveCall, data: SmartPbxData) -> dict[str, Any]:
-    dialled = call.direction_kind is CallDirection.OUTBOUND
-    return {
-        "caller": call.caller,
-        "caller_name": data.caller_names.name(call.caller),
-        "called": call.called,
-        "called_name": data.caller_names.name(call.called, dialled=dialled),
-        "state": call.state,
-        "duration": int(call.duration.total_seconds()) if call.duration is not None else None,
-        "direction": call.direction,
-    }
-
-
 PBX_SENSORS: tuple[SmartPbxSensorEntityDescription[SmartPbxData], ...] = (
     SmartPbxSensorEntityDescription(
         key="active_calls",
@@ -136,7 +121,7 @@ PBX_SENSORS: tuple[SmartPbxSensorEntityDescription[SmartPbxData], ...] = (
         value_fn=lambda data, _: len(data.live_calls.data),
         attr_fn=lambda data, _: {
             "calls": [
-                _call_attributes(call, data)
+                call.attributes(data.caller_names.name)
                 for call in data.live_calls.data[:MAX_CALLS_IN_ATTRIBUTES]
             ]
         },
