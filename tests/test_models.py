@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from custom_components.smartpbx.pbx.models import (
+    CallDirection,
     CallStatusEvent,
     DeviceInfo,
     Extension,
@@ -86,6 +87,31 @@ def test_the_calls_of_an_extension_and_its_peer() -> None:
     assert calls_of_extension([CALL, OTHER], "8009") == []
     assert CALL.peer_of("8001") == "8002"
     assert CALL.peer_of("8002") == "8001"
+
+
+def test_a_live_call_as_attributes_with_the_parties_names() -> None:
+    """Only the called party of an outbound call is named as a dialled number (it may carry
+    the outside-line prefix); the duration is in whole seconds."""
+    asked: list[tuple[str | None, bool]] = []
+
+    def name(number: str | None, *, dialled: bool = False) -> str | None:
+        asked.append((number, dialled))
+        return f"name of {number}"
+
+    assert CALL.attributes(name) == {
+        "caller": "8001",
+        "caller_name": "name of 8001",
+        "called": "8002",
+        "called_name": "name of 8002",
+        "state": "Up",
+        "duration": 30,
+        "direction": "Internal",
+    }
+    assert asked == [("8001", False), ("8002", False)]
+    outbound = replace(OTHER, direction_kind=CallDirection.OUTBOUND, duration=None)
+    asked.clear()
+    assert outbound.attributes(name)["duration"] is None
+    assert asked == [("8003", False), ("0301234", True)]
 
 
 def test_a_hangup_names_a_call_by_id_or_by_one_of_its_channels() -> None:

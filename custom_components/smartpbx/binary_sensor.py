@@ -95,7 +95,6 @@ async def async_setup_entry(
     entry: SmartPbxConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the PBX's connectivity sensor and those of each extension and trunk."""
     data = entry.runtime_data
     async_add_entities([PbxConnectivitySensor(data.system, data, PBX_CONNECTIVITY)])
     async_add_subject_entities(

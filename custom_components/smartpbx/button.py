@@ -27,17 +27,11 @@ HANG_UP = ButtonEntityDescription(
 
 
 class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
-    """End the call(s) this extension is on."""
-
     _follows_status_events = False  # acts on live calls, not on the status
 
     async def async_press(self) -> None:
-        """Hang up the extension's own channel (extcallinfo), else its live calls.
-
-        ``extcallinfo`` names exactly this extension's channel, so the other calls of a
-        party it talks to are left alone. Firmware without it (remembered until a reload)
-        and field firmware for an extension in no call refuse it: the live calls decide.
-        """
+        """Hang up the extension's own channel (``extcallinfo``: other calls of its peer stay),
+        else, on firmware that lacks or refuses it, the live calls it is in."""
         client = self.runtime.client
         own: ExtensionCall | None = None
         try:
@@ -53,19 +47,17 @@ class HangUpButton(ExtensionEntity[SmartPbxCoordinator[Any]], ButtonEntity):
                 raise
         if own is not None and own.channel is not None:
             await async_pbx_call(client.hangup(channel=own.channel))
-            self.runtime.live_calls.async_schedule_refresh()
-            return
-        # Ask now rather than trust the last poll: the call may have just started.
-        calls = await async_pbx_call(client.live_calls())
-        mine = calls_of_extension(calls, self.number)
-        if not mine:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="no_active_call",
-                translation_placeholders={"extension": self.number},
-            )
-        for call in mine:
-            await async_pbx_call(client.hangup(call.callid))
+        else:
+            # Ask now rather than trust the last poll: the call may have just started.
+            mine = calls_of_extension(await async_pbx_call(client.live_calls()), self.number)
+            if not mine:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="no_active_call",
+                    translation_placeholders={"extension": self.number},
+                )
+            for call in mine:
+                await async_pbx_call(client.hangup(call.callid))
         self.runtime.live_calls.async_schedule_refresh()
 
 
@@ -74,7 +66,6 @@ async def async_setup_entry(
     entry: SmartPbxConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a hang-up button per extension."""
     data = entry.runtime_data
     async_add_subject_entities(
         entry,

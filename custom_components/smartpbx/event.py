@@ -18,7 +18,6 @@ from .entity import ExtensionEntity, PbxEntity, async_add_subject_entities
 from .events import pbx_event_signal
 from .pbx.models import CallDisposition, CallRecord, InviteEvent, IvrDtmfEvent, PbxEvent
 
-# Event entities only receive pushes; nothing to throttle.
 PARALLEL_UPDATES = 0
 
 # DTMF keys as event types. "*" and "#" are spelled out: event types are translation
@@ -108,16 +107,14 @@ class _PbxEventMixin(EventEntity):
     entity_description: SmartPbxEventEntityDescription
     coordinator: SmartPbxSystemCoordinator
 
-    def _signal_extension(self) -> str | None:
-        """Listen to one extension's invites only (None: everything the PBX sends)."""
-        return None
-
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
+        # An extension's entity gets only the invites to it (events.py), the PBX's all events.
+        number = self.number if isinstance(self, ExtensionEntity) else None
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass,
-                pbx_event_signal(self.coordinator.config_entry.entry_id, self._signal_extension()),
+                pbx_event_signal(self.coordinator.config_entry.entry_id, number),
                 self._async_handle_pbx_event,
             )
         )
@@ -139,17 +136,12 @@ class SmartPbxExtensionEventEntity(_PbxEventMixin, ExtensionEntity[SmartPbxSyste
 
     _follows_status_events = False  # records invites, not status changes
 
-    def _signal_extension(self) -> str | None:
-        # Only the invites to this extension are sent on its signal (events.py).
-        return self.number
-
 
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: SmartPbxConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the PBX's event entities, and each extension's as extensions appear."""
     runtime = entry.runtime_data
     system = runtime.system
     async_add_entities(

@@ -37,10 +37,8 @@ from .entity import (
     async_add_subject_entities,
 )
 from .pbx.models import (
-    CallDirection,
     Extension,
     ExtensionState,
-    LiveCall,
     QueueStatus,
     Trunk,
     TrunkState,
@@ -48,7 +46,6 @@ from .pbx.models import (
     calls_of_extension,
 )
 
-# Coordinator entities: updates come from coordinators, no entity polls on its own.
 PARALLEL_UPDATES = 0
 
 
@@ -60,8 +57,6 @@ class SmartPbxSensorEntityDescription[SubjectT](SensorEntityDescription):
     attr_fn: Callable[[SubjectT, SmartPbxData], dict[str, Any] | None] = lambda *_: None
     supported_fn: Callable[[SubjectT], bool] = lambda _: True
     coordinator_fn: Callable[[SmartPbxData], SmartPbxCoordinator[Any]] = lambda data: data.system
-    follows_extension_events: bool = False
-    """Also updated by the status events that take an extension online or offline."""
 
 
 class SmartPbxSensor[SubjectT](SmartPbxEntity[Any, SubjectT], SensorEntity):
@@ -85,7 +80,8 @@ class SmartPbxSensor[SubjectT](SmartPbxEntity[Any, SubjectT], SensorEntity):
 class PbxSensor(PbxEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[SmartPbxData]):
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        if self.entity_description.follows_extension_events:
+        # What the system feeds (extensions online) changes with extensions' status events too.
+        if self.coordinator is self.runtime.system:
             self.async_on_remove(
                 self.runtime.system.async_add_extension_listener(
                     None, self._handle_coordinator_update
@@ -114,19 +110,6 @@ class ListedSensor[DataT](ListedEntity[DataT], SmartPbxSensor[DataT]):
     pass
 
 
-def _call_attributes(call: LiveCall, data: SmartPbxData) -> dict[str, Any]:
-    dialled = call.direction_kind is CallDirection.OUTBOUND
-    return {
-        "caller": call.caller,
-        "caller_name": data.caller_names.name(call.caller),
-        "called": call.called,
-        "called_name": data.caller_names.name(call.called, dialled=dialled),
-        "state": call.state,
-        "duration": int(call.duration.total_seconds()) if call.duration is not None else None,
-        "direction": call.direction,
-    }
-
-
 PBX_SENSORS: tuple[SmartPbxSensorEntityDescription[SmartPbxData], ...] = (
     SmartPbxSensorEntityDescription(
         key="active_calls",
@@ -136,7 +119,7 @@ PBX_SENSORS: tuple[SmartPbxSensorEntityDescription[SmartPbxData], ...] = (
         value_fn=lambda data, _: len(data.live_calls.data),
         attr_fn=lambda data, _: {
             "calls": [
-                _call_attributes(call, data)
+                call.attributes(data.caller_names.name)
                 for call in data.live_calls.data[:MAX_CALLS_IN_ATTRIBUTES]
             ]
         },
@@ -149,29 +132,24 @@ PBX_SENSORS: tuple[SmartPbxSensorEntityDescription[SmartPbxData], ...] = (
             extension.state is not ExtensionState.UNAVAILABLE
             for extension in data.system.data.extensions.values()
         ),
-        follows_extension_events=True,
     ),
 )
 
 
-LAST_BOOT = SensorEntityDescription(
-    key="last_boot",
-    translation_key="last_boot",
-    device_class=SensorDeviceClass.TIMESTAMP,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-
-
 class LastBootSensor(PbxEntity[SmartPbxCoordinator[Any]], SensorEntity):
-    """When the PBX booted: now minus its uptime (the PBX's ``systemtime`` is local time
-    in a zone it does not state). Clocks and travel time make that wobble by a second or
-    two from poll to poll: it only moves by more than BOOT_TIME_TOLERANCE (a reboot, or
-    the PBX's clock being set)."""
+    """Now minus the PBX's uptime (its ``systemtime`` is in a zone it does not state); moves
+    only by more than BOOT_TIME_TOLERANCE (a reboot, a clock set), not with poll wobble."""
 
     _attr_native_value: datetime | None = None
 
     def __init__(self, runtime: SmartPbxData) -> None:
-        super().__init__(runtime.system, runtime, LAST_BOOT)
+        description = SensorEntityDescription(
+            key="last_boot",
+            translation_key="last_boot",
+            device_class=SensorDeviceClass.TIMESTAMP,
+            entity_category=EntityCategory.DIAGNOSTIC,
+        )
+        super().__init__(runtime.system, runtime, description)
         self._update_boot()
 
     def _update_boot(self) -> None:
@@ -226,9 +204,8 @@ EXTENSION_SENSORS: tuple[SmartPbxSensorEntityDescription[Extension], ...] = (
             "pbx_status": extension.state_raw,
         },
     ),
-    # Disabled by default: the PBX's active-calls sensor lists every call with both
-    # parties, and each enabled entity per extension costs ~10 KiB and counts against
-    # Home Assistant's 10,000 entities per entry on a large PBX.
+    # Disabled by default: the active-calls sensor lists both parties of every call, and on a
+    # large PBX each entity per extension costs ~10 KiB and one of the 10,000 per entry.
     SmartPbxSensorEntityDescription(
         key="current_peer",
         translation_key="current_peer",
@@ -261,48 +238,30 @@ TRUNK_SENSORS: tuple[SmartPbxSensorEntityDescription[Trunk], ...] = (
 )
 
 
-def _queue_status[T](
-    read: Callable[[QueueStatus], T],
-) -> Callable[[QueueData, SmartPbxData], T | None]:
-    """``read`` of the queue's status; None while the PBX refuses the status."""
-    return lambda queue, _: None if queue.status is None else read(queue.status)
+def _queue_sensor(
+    key: str,
+    read: Callable[[QueueStatus], int | None],
+    *,
+    total: bool = False,
+    seconds: bool = False,
+) -> SmartPbxSensorEntityDescription[QueueData]:
+    """``read`` of the queue's status; unknown while the PBX refuses the status."""
+    return SmartPbxSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DURATION if seconds else None,
+        state_class=SensorStateClass.TOTAL_INCREASING if total else SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTime.SECONDS if seconds else None,
+        value_fn=lambda queue, _: None if queue.status is None else read(queue.status),
+    )
 
 
 QUEUE_SENSORS: tuple[SmartPbxSensorEntityDescription[QueueData], ...] = (
-    SmartPbxSensorEntityDescription(
-        key="waiting_calls",
-        translation_key="waiting_calls",
-        state_class=SensorStateClass.MEASUREMENT,
-        value_fn=_queue_status(lambda status: status.calls),
-    ),
-    SmartPbxSensorEntityDescription(
-        key="completed_calls",
-        translation_key="completed_calls",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_queue_status(lambda status: status.completed),
-    ),
-    SmartPbxSensorEntityDescription(
-        key="abandoned_calls",
-        translation_key="abandoned_calls",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_queue_status(lambda status: status.abandoned),
-    ),
-    SmartPbxSensorEntityDescription(
-        key="hold_time",
-        translation_key="hold_time",
-        device_class=SensorDeviceClass.DURATION,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        value_fn=_queue_status(lambda status: status.hold_time),
-    ),
-    SmartPbxSensorEntityDescription(
-        key="talk_time",
-        translation_key="talk_time",
-        device_class=SensorDeviceClass.DURATION,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        value_fn=_queue_status(lambda status: status.talk_time),
-    ),
+    _queue_sensor("waiting_calls", lambda status: status.calls),
+    _queue_sensor("completed_calls", lambda status: status.completed, total=True),
+    _queue_sensor("abandoned_calls", lambda status: status.abandoned, total=True),
+    _queue_sensor("hold_time", lambda status: status.hold_time, seconds=True),
+    _queue_sensor("talk_time", lambda status: status.talk_time, seconds=True),
     SmartPbxSensorEntityDescription(
         key="strategy",
         translation_key="strategy",
@@ -335,7 +294,6 @@ async def async_setup_entry(
     entry: SmartPbxConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the PBX's sensors, and those of each extension, trunk, queue and conference."""
     data = entry.runtime_data
     async_add_entities(
         [

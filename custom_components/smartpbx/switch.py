@@ -67,7 +67,6 @@ async def async_setup_entry(
     entry: SmartPbxConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a paused switch for every member of every queue, as members come and go."""
     data = entry.runtime_data
     # The members of a queue whose status the PBX refused this time are kept: a passing
     # refusal must not delete (and lose the customisation of) their switches.

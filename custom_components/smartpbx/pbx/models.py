@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -211,6 +211,12 @@ class Trunk:
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
 
+class PartyNamer(Protocol):
+    """The name of a party's number, None if unknown; ``dialled``: it was dialled out."""
+
+    def __call__(self, number: str | None, *, dialled: bool = False) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class LiveCall:
     """One entry of ``livecall``."""
@@ -235,6 +241,19 @@ class LiveCall:
     def peer_of(self, number: str) -> str:
         """The other party, as seen from ``number``."""
         return self.called if self.caller == number else self.caller
+
+    def attributes(self, name: PartyNamer) -> dict[str, Any]:
+        """Plain data with the parties' names; the called party of an outbound call was dialled."""
+        outbound = self.direction_kind is CallDirection.OUTBOUND
+        return {
+            "caller": self.caller,
+            "caller_name": name(self.caller),
+            "called": self.called,
+            "called_name": name(self.called, dialled=outbound),
+            "state": self.state,
+            "duration": None if self.duration is None else int(self.duration.total_seconds()),
+            "direction": self.direction,
+        }
 
 
 def calls_of_extension(calls: Iterable[LiveCall], number: str) -> list[LiveCall]:
