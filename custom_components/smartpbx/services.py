@@ -57,8 +57,6 @@ MAX_PAYLOAD_BYTES = 8192
 _ARGUMENTS = {"full_name": "fullname", "time": "start", "sound": "clock_sound"}
 _FIELD_NAMES = {argument: name for name, argument in _ARGUMENTS.items()} | {"cmd": "payload"}
 
-# --- schemas: lengths bounded by the library's limits; the library checks the characters ---
-
 _NUMBER = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_NUMBER_LENGTH))
 _CHANNEL = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_CHANNEL_LENGTH))
 
@@ -100,7 +98,8 @@ _FIELDS: dict[str, Any] = {
     "sub_topic": vol.In([topic.value for topic in CommandTopic]),
     "payload": _bounded_payload,
 }
-_DEFAULTS: dict[str, Any] = {"autoanswer": False, "mode": ListenMode.LISTEN}
+# Without a queue, queue_pause pauses the agent in every queue (field firmware, ``queue: ""``).
+_DEFAULTS: dict[str, Any] = {"autoanswer": False, "mode": ListenMode.LISTEN, "queue": None}
 
 
 def _schema(*required: str, optional: tuple[str, ...] = ()) -> vol.Schema:
@@ -110,8 +109,6 @@ def _schema(*required: str, optional: tuple[str, ...] = ()) -> vol.Schema:
         schema[vol.Optional(name, default=_DEFAULTS.get(name, vol.UNDEFINED))] = _FIELDS[name]
     return vol.Schema(schema)
 
-
-# --- what the actions do -----------------------------------------------------------------------
 
 type _Handler = Callable[[SmartPbxData, dict[str, Any]], Awaitable[ServiceResponse]]
 type _Refresh = Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]]
@@ -151,18 +148,9 @@ def _callid(result: DialResult) -> ServiceResponse:
     return {"callid": result.callid}
 
 
-async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
-    # Without a queue: the agent in every queue (field firmware, ``queue: ""`` on the wire).
-    await runtime.client.queue_pause(data.get("queue"), data["extension"], data["paused"])
-    return None
-
-
 async def _lookup_number(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
     found = runtime.caller_names.lookup(data["number"])
     return {"name": found.name, "source": found.source.value}
-
-
-# --- field commands (FIELD.md): older firmware answers "unknown cmd" ----------------------------
 
 
 async def _extension_call(runtime: SmartPbxData, extension: str) -> ExtensionCall | None:
@@ -182,8 +170,7 @@ async def _get_extension_call(runtime: SmartPbxData, data: dict[str, Any]) -> Se
 async def _transfer_channel(runtime: SmartPbxData, data: dict[str, Any]) -> str:
     """The channel given, or the extension's own channel in its current call."""
     if "channel" in data:
-        channel: str = data["channel"]
-        return channel
+        return str(data["channel"])
     call = await _extension_call(runtime, data["extension"])
     if call is None or call.channel is None:
         raise HomeAssistantError(
@@ -196,8 +183,8 @@ async def _transfer_channel(runtime: SmartPbxData, data: dict[str, Any]) -> str:
 
 def _transfer(
     command: str,
-    schema: vol.Schema,
     send: Callable[[SmartPbxClient, str, dict[str, Any]], Awaitable[CommandReply]],
+    *required: str,
     supports_response: SupportsResponse = SupportsResponse.NONE,
 ) -> _Action:
     """An attended-transfer action; its response names the channel that finishes it."""
@@ -211,10 +198,8 @@ def _transfer(
         )
         return {"channel": channel}
 
+    schema = _schema(*required, optional=("extension", "channel"))
     return _Action(schema, handle, supports_response, _refresh_live_calls, ("extension", "channel"))
-
-
-# --- conferences ---------------------------------------------------------------------------------
 
 
 async def _conference_channels(client: SmartPbxClient, data: dict[str, Any]) -> list[str]:
@@ -256,9 +241,6 @@ def _conference_member_action(
     )
 
 
-# --- refreshing what an action changed -----------------------------------------------------------
-
-
 async def _refresh_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     # Debounced: the call's own events (invite, status changes) ask for the same poll.
     runtime.live_calls.async_schedule_refresh()
@@ -266,7 +248,7 @@ async def _refresh_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> No
 
 async def _refresh_queues(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     """The queue the action named, else every queue the agent is in (its paused switches)."""
-    if "queue" in data:
+    if data["queue"] is not None:
         await runtime.queues.async_refresh_one(data["queue"])
         return
     for number, queue in list(runtime.queues.data.items()):
@@ -278,10 +260,6 @@ async def _refresh_queues(runtime: SmartPbxData, data: dict[str, Any]) -> None:
 
 async def _refresh_conference(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     await runtime.conferences.async_refresh_one(data["conference"])
-
-
-async def _refresh_system(runtime: SmartPbxData, data: dict[str, Any]) -> None:
-    await runtime.system.async_request_refresh()
 
 
 ACTIONS: dict[str, _Action] = {
@@ -312,7 +290,9 @@ ACTIONS: dict[str, _Action] = {
         refresh=_refresh_queues,
     ),
     "queue_pause": _Action(
-        _schema("extension", "paused", optional=("queue",)), _queue_pause, refresh=_refresh_queues
+        _schema("extension", "paused", optional=("queue",)),
+        _command(SmartPbxClient.queue_pause),
+        refresh=_refresh_queues,
     ),
     "conference_invite": _Action(
         _schema("conference", "member", "dialpermission"),
@@ -325,7 +305,7 @@ ACTIONS: dict[str, _Action] = {
     "set_extension": _Action(
         _schema("extension", "logged_in", "permission", optional=("full_name",)),
         _command(SmartPbxClient.extension_set),
-        refresh=_refresh_system,
+        refresh=lambda runtime, _: runtime.system.async_request_refresh(),
     ),
     "set_wakeup_call": _Action(
         _schema("extension", "time", "sound", "cycle", "times", "days"),
@@ -357,19 +337,17 @@ ACTIONS: dict[str, _Action] = {
     "get_extension_call": _Action(_schema("extension"), _get_extension_call, SupportsResponse.ONLY),
     "transfer": _transfer(
         "atxfer",
-        _schema("target", optional=("extension", "channel")),
         lambda client, channel, data: client.attended_transfer(channel, data["target"]),
-        SupportsResponse.OPTIONAL,
+        "target",
+        supports_response=SupportsResponse.OPTIONAL,
     ),
     # No response: Home Assistant drops the channel these return.
     "transfer_complete": _transfer(
         "atxferoperate",
-        _schema(optional=("extension", "channel")),
         lambda client, channel, _: client.transfer_operate(channel, TransferOperation.COMPLETE),
     ),
     "transfer_cancel": _transfer(
         "atxferoperate",
-        _schema(optional=("extension", "channel")),
         lambda client, channel, _: client.transfer_operate(channel, TransferOperation.CANCEL),
     ),
 }
