@@ -37,7 +37,6 @@ from .entity import (
     async_add_subject_entities,
 )
 from .pbx.models import (
-    CallDirection,
     Extension,
     ExtensionState,
     LiveCall,
@@ -115,12 +114,11 @@ class ListedSensor[DataT](ListedEntity[DataT], SmartPbxSensor[DataT]):
 
 
 def _call_attributes(call: LiveCall, data: SmartPbxData) -> dict[str, Any]:
-    dialled = call.direction_kind is CallDirection.OUTBOUND
     return {
         "caller": call.caller,
         "caller_name": data.caller_names.name(call.caller),
         "called": call.called,
-        "called_name": data.caller_names.name(call.called, dialled=dialled),
+        "called_name": data.caller_names.name(call.called, dialled=call.outbound),
         "state": call.state,
         "duration": int(call.duration.total_seconds()) if call.duration is not None else None,
         "direction": call.direction,

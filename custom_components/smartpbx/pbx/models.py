@@ -228,6 +228,11 @@ class LiveCall:
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
 
+    @property
+    def outbound(self) -> bool:
+        """Dialled to the outside: ``called`` may carry the outside-line prefix."""
+        return self.direction_kind is CallDirection.OUTBOUND
+
     def involves(self, number: str) -> bool:
         """Whether ``number`` is the caller or the called party."""
         return number in (self.caller, self.called)
@@ -429,6 +434,11 @@ class CallRecord:
     record_file: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
+
+    @property
+    def outbound(self) -> bool:
+        """Dialled to the outside: ``dst`` may carry the outside-line prefix."""
+        return self.direction_kind is CallDirection.OUTBOUND
 
     @property
     def missed(self) -> bool:
