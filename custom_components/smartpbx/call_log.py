@@ -117,9 +117,6 @@ class CallLog:
             update_callback()
 
 
-# --- the sensors that show it (sensor platform) ---------------------------------------
-
-
 @dataclass(frozen=True, kw_only=True)
 class CallLogSensorDescription(SensorEntityDescription):
     """What a call log sensor shows, what it saves across restarts and how it restores it."""
