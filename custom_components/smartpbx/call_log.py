@@ -165,11 +165,8 @@ CALL_LOG_SENSORS: tuple[CallLogSensorDescription, ...] = (
 
 
 class CallLogSensor(SensorEntity, RestoreEntity):
-    """A sensor fed by CDR events, not by polling.
-
-    It stays available while the PBX is unreachable: what it shows is history, still
-    true, and CDRs the broker kept for us arrive when the connection returns.
-    """
+    """Fed by CDRs, not polled; available while the PBX is unreachable: history stays true,
+    and the CDRs the broker kept for us arrive when the connection returns."""
 
     entity_description: CallLogSensorDescription
     _attr_has_entity_name = True

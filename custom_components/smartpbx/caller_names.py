@@ -79,10 +79,7 @@ class CallerNames:
     """
 
     def __init__(
-        self,
-        hass: HomeAssistant,
-        entry: SmartPbxConfigEntry,
-        system: SmartPbxSystemCoordinator,
+        self, hass: HomeAssistant, entry: SmartPbxConfigEntry, system: SmartPbxSystemCoordinator
     ) -> None:
         self._hass = hass
         self._entry = entry

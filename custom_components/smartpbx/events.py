@@ -57,7 +57,8 @@ class EventIngress(EventHub):
 
     def __init__(self, store: Store[dict[str, Any]], seen: list[str]) -> None:
         self._store = store
-        super().__init__(seen, on_call_record=self._async_save_later)
+        # At most one save in 10 s; on unload at once (async_save).
+        super().__init__(seen, on_call_record=lambda: store.async_delay_save(self._stored, 10))
 
     @classmethod
     async def async_load(cls, hass: HomeAssistant, entry_id: str) -> EventIngress:
@@ -69,11 +70,6 @@ class EventIngress(EventHub):
     async def async_remove_saved(hass: HomeAssistant, entry_id: str) -> None:
         """Remove what a removed entry saved."""
         await _store(hass, entry_id).async_remove()
-
-    @callback
-    def _async_save_later(self) -> None:
-        # At most one save in 10 s; on unload at once (async_save).
-        self._store.async_delay_save(self._stored, 10)
 
     async def async_save(self) -> None:
         """Save the call records seen now (on unload)."""

@@ -71,8 +71,7 @@ def _bounded_payload(value: Any) -> dict[str, Any]:
         raise vol.Invalid("must contain JSON values only") from err
     if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
         raise vol.Invalid(f"must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")
-    command = value.get("cmd")
-    if not isinstance(command, str) or not command.strip():
+    if not isinstance(command := value.get("cmd"), str) or not command.strip():
         raise vol.Invalid("must contain a non-empty string 'cmd'")
     return dict(value)
 
@@ -98,8 +97,7 @@ _FIELDS: dict[str, Any] = {
     "sub_topic": vol.In([topic.value for topic in CommandTopic]),
     "payload": _bounded_payload,
 }
-# Without a queue, queue_pause pauses the agent in every queue (field firmware, ``queue: ""``).
-_DEFAULTS: dict[str, Any] = {"autoanswer": False, "mode": ListenMode.LISTEN, "queue": None}
+_DEFAULTS: dict[str, Any] = {"autoanswer": False, "mode": ListenMode.LISTEN}
 
 
 def _schema(*required: str, optional: tuple[str, ...] = ()) -> vol.Schema:
@@ -111,7 +109,6 @@ def _schema(*required: str, optional: tuple[str, ...] = ()) -> vol.Schema:
 
 
 type _Handler = Callable[[SmartPbxData, dict[str, Any]], Awaitable[ServiceResponse]]
-type _Refresh = Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +118,7 @@ class _Action:
     schema: vol.Schema
     handler: _Handler
     supports_response: SupportsResponse = SupportsResponse.NONE
-    refresh: _Refresh | None = None
+    refresh: Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]] | None = None
     """Brings the entities the action changed up to date without waiting for a poll."""
     exactly_one_of: tuple[str, str] | None = None
     """Two alternative fields: a call must give one of them."""
@@ -146,6 +143,12 @@ def _command(
 
 def _callid(result: DialResult) -> ServiceResponse:
     return {"callid": result.callid}
+
+
+async def _queue_pause(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
+    # Without a queue: the agent in every queue (field firmware, ``queue: ""`` on the wire).
+    await runtime.client.queue_pause(data.get("queue"), data["extension"], data["paused"])
+    return None
 
 
 async def _lookup_number(runtime: SmartPbxData, data: dict[str, Any]) -> ServiceResponse:
@@ -203,12 +206,8 @@ def _transfer(
 
 
 async def _conference_channels(client: SmartPbxClient, data: dict[str, Any]) -> list[str]:
-    """The channels a kick/mute/unmute acts on: the one given, or the member's own.
-
-    A member number is looked up in a fresh ``conf_status``: channels change with every
-    call, so a cached one could name somebody else's leg. A number that joined twice has
-    two channels; the action applies to both.
-    """
+    """The channels a kick/mute/unmute acts on: the one given, or the member's own from a fresh
+    ``conf_status`` (a cached one could be somebody else's by now; who joined twice has two)."""
     if "channel" in data:
         return [data["channel"]]
     conference: str = data["conference"]
@@ -233,11 +232,9 @@ def _conference_member_action(
             await method(runtime.client, data["conference"], channel)
         return None
 
+    schema = _schema("conference", optional=("channel", "member"))
     return _Action(
-        _schema("conference", optional=("channel", "member")),
-        handle,
-        refresh=_refresh_conference,
-        exactly_one_of=("channel", "member"),
+        schema, handle, SupportsResponse.NONE, _refresh_conference, ("channel", "member")
     )
 
 
@@ -248,7 +245,7 @@ async def _refresh_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> No
 
 async def _refresh_queues(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     """The queue the action named, else every queue the agent is in (its paused switches)."""
-    if data["queue"] is not None:
+    if "queue" in data:
         await runtime.queues.async_refresh_one(data["queue"])
         return
     for number, queue in list(runtime.queues.data.items()):
@@ -290,9 +287,7 @@ ACTIONS: dict[str, _Action] = {
         refresh=_refresh_queues,
     ),
     "queue_pause": _Action(
-        _schema("extension", "paused", optional=("queue",)),
-        _command(SmartPbxClient.queue_pause),
-        refresh=_refresh_queues,
+        _schema("extension", "paused", optional=("queue",)), _queue_pause, refresh=_refresh_queues
     ),
     "conference_invite": _Action(
         _schema("conference", "member", "dialpermission"),
