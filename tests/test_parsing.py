@@ -1285,6 +1285,7 @@ def test_field_directions(text: str, kind: CallDirection) -> None:
     assert (call.direction, call.direction_kind) == (text, kind)
     record = parse_cdr({"event": "cdr", "direction": text})
     assert (record.direction, record.direction_kind) == (text, kind)
+    assert call.outbound is record.outbound is (kind is CallDirection.OUTBOUND)
 
 
 @pytest.mark.parametrize("name", ["callstatus", "call_status"])

@@ -234,6 +234,14 @@ def test_a_duplicate_names_the_earlier_line_and_the_same_name_twice_is_fine() ->
     with pytest.raises(PhonebookError) as caught:
         parse_phonebook_text("# a\n030 123456 = Anna\n\n0049 30 123456 = Bob\n", GERMANY)
     assert (caught.value.line, caught.value.other_line) == (4, 2)
+    assert caught.value.placeholders == {
+        "line": "4",
+        "content": "0049 30 123456 = Bob",
+        "other_line": "2",
+    }
+    assert PhonebookError(Reason.FILE_NOT_FOUND).placeholders == dict.fromkeys(
+        ("line", "content", "other_line"), ""
+    )
     assert parse_phonebook_text("030 123456 = Anna\n+49 30 123456 = Anna\n", GERMANY) == [
         PhonebookEntry("030 123456", "Anna", 1)
     ]

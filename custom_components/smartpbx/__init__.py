@@ -76,7 +76,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
     caller_names = CallerNames(hass, entry, system)
     await caller_names.async_load()
-    entry.async_on_unload(caller_names.async_start())
     call_log = CallLog(hass, caller_names)
     # Listening before connecting: a persistent session's queued messages arrive right
     # after CONNACK (see pbx/redelivery.py). Events before the first poll change nothing it does

@@ -25,7 +25,7 @@ from homeassistant.util import dt as dt_util
 
 from .entity import pbx_device_info
 from .pbx.history import CallHistory, DailyCount, LastCall, RecentCall
-from .pbx.models import CallDirection, CallRecord
+from .pbx.models import CallRecord
 
 if TYPE_CHECKING:
     from .caller_names import CallerNames
@@ -50,7 +50,9 @@ class CallLog:
     @callback
     def async_start(self) -> CALLBACK_TYPE:
         """Reset at every local midnight; returns the unsubscribe."""
-        return async_track_time_change(self._hass, self._async_midnight, hour=0, minute=0, second=0)
+        return async_track_time_change(
+            self._hass, self._roll_over_if_new_day, hour=0, minute=0, second=0
+        )
 
     @callback
     def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
@@ -64,11 +66,9 @@ class CallLog:
         if record.missed:
             self.counts["missed_calls_today"] += 1
         received = dt_util.utcnow()
-        # The destination of an outbound call was dialled: it may carry the outside-line prefix.
-        dialled = record.direction_kind is CallDirection.OUTBOUND
         names = {
             "src_name": self._caller_names.name(record.src),
-            "dst_name": self._caller_names.name(record.dst, dialled=dialled),
+            "dst_name": self._caller_names.name(record.dst, dialled=record.outbound),
         }
         self.last_call = LastCall.from_call_record(record, received, **names)
         self.history.add(RecentCall.from_call_record(record, received, **names))
@@ -104,10 +104,7 @@ class CallLog:
         self._notify()
 
     @callback
-    def _async_midnight(self, now: datetime) -> None:
-        self._roll_over_if_new_day()
-
-    def _roll_over_if_new_day(self) -> None:
+    def _roll_over_if_new_day(self, now: datetime | None = None) -> None:
         today = dt_util.now().date()
         if today == self.day:
             return
@@ -118,9 +115,6 @@ class CallLog:
     def _notify(self) -> None:
         for update_callback in tuple(self._listeners):
             update_callback()
-
-
-# --- the sensors that show it (sensor platform) ---------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,11 +165,8 @@ CALL_LOG_SENSORS: tuple[CallLogSensorDescription, ...] = (
 
 
 class CallLogSensor(SensorEntity, RestoreEntity):
-    """A sensor fed by CDR events, not by polling.
-
-    It stays available while the PBX is unreachable: what it shows is history, still
-    true, and CDRs the broker kept for us arrive when the connection returns.
-    """
+    """Fed by CDRs, not polled; available while the PBX is unreachable: history stays true,
+    and the CDRs the broker kept for us arrive when the connection returns."""
 
     entity_description: CallLogSensorDescription
     _attr_has_entity_name = True

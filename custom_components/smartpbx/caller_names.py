@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.event import async_track_time_interval
 
 from .const import LOGGER
@@ -33,7 +33,6 @@ CONF_PHONEBOOK: Final = "phonebook"
 CONF_PHONEBOOK_FILE: Final = "phonebook_file"
 PLAN_FIELDS: Final = tuple(field.name for field in fields(DialPlan))
 """The dial plan's options, named after its fields."""
-
 FILE_CHECK_INTERVAL: Final = timedelta(minutes=1)
 """How often the phonebook file's modification time and size are compared."""
 
@@ -47,11 +46,7 @@ class PhonebookInputError(Exception):
         plan_field = err.reason.value.removeprefix("invalid_")
         self.field = plan_field if plan_field in PLAN_FIELDS else field
         self.key = err.reason.value
-        self.placeholders = {
-            "line": "" if err.line is None else str(err.line),
-            "content": err.content,
-            "other_line": "" if err.other_line is None else str(err.other_line),
-        }
+        self.placeholders = err.placeholders
 
 
 def plan_options(plan: DialPlan) -> dict[str, str]:
@@ -84,10 +79,7 @@ class CallerNames:
     """
 
     def __init__(
-        self,
-        hass: HomeAssistant,
-        entry: SmartPbxConfigEntry,
-        system: SmartPbxSystemCoordinator,
+        self, hass: HomeAssistant, entry: SmartPbxConfigEntry, system: SmartPbxSystemCoordinator
     ) -> None:
         self._hass = hass
         self._entry = entry
@@ -98,7 +90,7 @@ class CallerNames:
         self.phonebook = Phonebook()
 
     async def async_load(self) -> None:
-        """Read the options' phonebook; bad saved input is logged, never fails set-up."""
+        """Read the phonebook, the file again whenever it changes; bad input never fails set-up."""
         options = self._entry.options
         try:
             self.phonebook = await async_read_phonebook(
@@ -110,16 +102,13 @@ class CallerNames:
         if name := options.get(CONF_PHONEBOOK_FILE, "").strip():
             self._file = Path(self._hass.config.config_dir, name)
             await self._async_read_file()
-
-    @callback
-    def async_start(self) -> CALLBACK_TYPE:
-        """Read the file again when it changes; returns the unsubscribe."""
-        return async_track_time_interval(self._hass, self._async_read_file, FILE_CHECK_INTERVAL)
+            self._entry.async_on_unload(
+                async_track_time_interval(self._hass, self._async_read_file, FILE_CHECK_INTERVAL)
+            )
 
     async def _async_read_file(self, now: datetime | None = None) -> None:
         """Read the file at set-up, then whenever it changed on disk (a timer's ``now``)."""
-        if self._file is None:
-            return
+        assert self._file is not None
         stamp = await self._hass.async_add_executor_job(file_stamp, self._file)
         if now is not None and stamp == self._file_stamp:
             return

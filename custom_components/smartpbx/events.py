@@ -28,7 +28,6 @@ from .const import (
 from .coordinator import SmartPbxConfigEntry
 from .identifiers import extension_identifier
 from .pbx.models import (
-    CallDirection,
     CallRecord,
     ExtensionStatusEvent,
     HangupEvent,
@@ -38,24 +37,14 @@ from .pbx.models import (
 )
 from .pbx.redelivery import EventHub
 
-ATTR_DEVICE_ID = "device_id"
-ATTR_EXTENSION_DEVICE_ID = "extension_device_id"
-
-_SAVE_DELAY: Final = 10.0
-"""Seconds between saves of the call records seen (and on unload at once)."""
-
-_EVENT_TYPES: Final[dict[type[PbxEvent], str]] = {
-    InviteEvent: EVENT_INVITE,
-    IvrDtmfEvent: EVENT_IVR_DTMF,
-    CallRecord: EVENT_CDR,
+_RELAYED: Final[dict[type[PbxEvent], tuple[str, tuple[str, ...]]]] = {
+    InviteEvent: (EVENT_INVITE, ("to", "from")),
+    IvrDtmfEvent: (EVENT_IVR_DTMF, ("caller",)),
+    CallRecord: (EVENT_CDR, ("dst", "src")),
+    HangupEvent: (EVENT_UNKNOWN, ("called", "caller")),
 }
-_PARTIES: Final[dict[type[PbxEvent], tuple[str, ...]]] = {
-    InviteEvent: ("to", "from"),
-    IvrDtmfEvent: ("caller",),
-    CallRecord: ("dst", "src"),
-    HangupEvent: ("called", "caller"),
-}
-"""The keys of each event's numbers; the first that is an extension names its device."""
+"""Each event's bus event type and the keys of its numbers: the first that is an extension
+names its device; the modelled events' (not ``smartpbx_event``) parties get names."""
 
 
 def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
@@ -68,7 +57,8 @@ class EventIngress(EventHub):
 
     def __init__(self, store: Store[dict[str, Any]], seen: list[str]) -> None:
         self._store = store
-        super().__init__(seen, on_call_record=self._async_save_later)
+        # At most one save in 10 s; on unload at once (async_save).
+        super().__init__(seen, on_call_record=lambda: store.async_delay_save(self._stored, 10))
 
     @classmethod
     async def async_load(cls, hass: HomeAssistant, entry_id: str) -> EventIngress:
@@ -80,10 +70,6 @@ class EventIngress(EventHub):
     async def async_remove_saved(hass: HomeAssistant, entry_id: str) -> None:
         """Remove what a removed entry saved."""
         await _store(hass, entry_id).async_remove()
-
-    @callback
-    def _async_save_later(self) -> None:
-        self._store.async_delay_save(self._stored, _SAVE_DELAY)
 
     async def async_save(self) -> None:
         """Save the call records seen now (on unload)."""
@@ -102,58 +88,45 @@ def pbx_event_signal(
     return SignalType(f"{DOMAIN}_{entry_id}_pbx_event{suffix}")
 
 
-class _EventRelay:
-    """Turns the client's parsed events into bus events and entity signals."""
+@callback
+def async_setup_events(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> CALLBACK_TYPE:
+    """Relay the entry's PBX events to the bus and its event entities; returns the undo."""
+    runtime = entry.runtime_data
+    device_registry = dr.async_get(hass)
+    signal = pbx_event_signal(entry.entry_id)
 
-    def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
-        self._hass = hass
-        self._entry = entry
-        self._runtime = entry.runtime_data
-        self._device_registry = dr.async_get(hass)
-        self._signal = pbx_event_signal(entry.entry_id)
-
-    def _extension_device_id(self, numbers: Iterable[str | None]) -> str | None:
+    def extension_device_id(numbers: Iterable[str | None]) -> str | None:
         """The device of the first of ``numbers`` that is an extension of this PBX."""
         for number in numbers:
             if number and (
-                device := self._device_registry.async_get_device_by_identifier(
-                    extension_identifier(self._runtime.serial, number), self._entry.entry_id
+                device := device_registry.async_get_device_by_identifier(
+                    extension_identifier(runtime.serial, number), entry.entry_id
                 )
             ):
                 return device.id
         return None
 
     @callback
-    def async_handle(self, event: PbxEvent) -> None:
+    def relay(event: PbxEvent) -> None:
         if isinstance(event, ExtensionStatusEvent):
             return
         plain = event.as_dict()
+        event_type, parties = _RELAYED.get(type(event), (EVENT_UNKNOWN, ()))
         data: dict[str, Any] = {
-            ATTR_CONFIG_ENTRY_ID: self._entry.entry_id,
-            ATTR_DEVICE_ID: self._runtime.pbx_device_id,
+            ATTR_CONFIG_ENTRY_ID: entry.entry_id,
+            "device_id": runtime.pbx_device_id,
         }
-        if parties := _PARTIES.get(type(event), ()):
-            data[ATTR_EXTENSION_DEVICE_ID] = self._extension_device_id(
-                plain[key] for key in parties
-            )
+        if parties:
+            data["extension_device_id"] = extension_device_id(plain[key] for key in parties)
         data |= plain
-        if (event_type := _EVENT_TYPES.get(type(event), EVENT_UNKNOWN)) != EVENT_UNKNOWN:
-            # Modelled events name their parties; an outbound call's destination was dialled.
-            outbound = (
-                isinstance(event, CallRecord) and event.direction_kind is CallDirection.OUTBOUND
-            )
+        if event_type != EVENT_UNKNOWN:
             for key in parties:
-                data[f"{key}_name"] = self._runtime.caller_names.name(
-                    plain[key], dialled=outbound and key == "dst"
-                )
-        self._hass.bus.async_fire(event_type, data)
-        async_dispatcher_send(self._hass, self._signal, event, data)
+                dialled = key == "dst" and isinstance(event, CallRecord) and event.outbound
+                data[f"{key}_name"] = runtime.caller_names.name(plain[key], dialled=dialled)
+        hass.bus.async_fire(event_type, data)
+        async_dispatcher_send(hass, signal, event, data)
         if isinstance(event, InviteEvent):
-            signal = pbx_event_signal(self._entry.entry_id, event.to_number)
-            async_dispatcher_send(self._hass, signal, event, data)
+            invited = pbx_event_signal(entry.entry_id, event.to_number)
+            async_dispatcher_send(hass, invited, event, data)
 
-
-@callback
-def async_setup_events(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> CALLBACK_TYPE:
-    """Relay the entry's PBX events to the bus and its event entities; returns the undo."""
-    return entry.runtime_data.events.add_consumer(_EventRelay(hass, entry).async_handle)
+    return runtime.events.add_consumer(relay)

@@ -18,9 +18,7 @@ type _Describe = Callable[[str, str, Callable[[Event], dict[str, str]]], None]
 def _party(data: Mapping[str, Any], key: str) -> str:
     """``8001``, or ``8001 (Tom)`` when a name is known for it."""
     number = str(data.get(key) or "unknown")
-    if name := data.get(f"{key}_name"):
-        return f"{number} ({name})"
-    return number
+    return f"{number} ({name})" if (name := data.get(f"{key}_name")) else number
 
 
 def _cdr_message(data: Mapping[str, Any]) -> str:

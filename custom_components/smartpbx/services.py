@@ -57,8 +57,6 @@ MAX_PAYLOAD_BYTES = 8192
 _ARGUMENTS = {"full_name": "fullname", "time": "start", "sound": "clock_sound"}
 _FIELD_NAMES = {argument: name for name, argument in _ARGUMENTS.items()} | {"cmd": "payload"}
 
-# --- schemas: lengths bounded by the library's limits; the library checks the characters ---
-
 _NUMBER = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_NUMBER_LENGTH))
 _CHANNEL = vol.All(cv.string, vol.Strip, vol.Length(min=1, max=validation.MAX_CHANNEL_LENGTH))
 
@@ -73,8 +71,7 @@ def _bounded_payload(value: Any) -> dict[str, Any]:
         raise vol.Invalid("must contain JSON values only") from err
     if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
         raise vol.Invalid(f"must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")
-    command = value.get("cmd")
-    if not isinstance(command, str) or not command.strip():
+    if not isinstance(command := value.get("cmd"), str) or not command.strip():
         raise vol.Invalid("must contain a non-empty string 'cmd'")
     return dict(value)
 
@@ -111,10 +108,7 @@ def _schema(*required: str, optional: tuple[str, ...] = ()) -> vol.Schema:
     return vol.Schema(schema)
 
 
-# --- what the actions do -----------------------------------------------------------------------
-
 type _Handler = Callable[[SmartPbxData, dict[str, Any]], Awaitable[ServiceResponse]]
-type _Refresh = Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +118,7 @@ class _Action:
     schema: vol.Schema
     handler: _Handler
     supports_response: SupportsResponse = SupportsResponse.NONE
-    refresh: _Refresh | None = None
+    refresh: Callable[[SmartPbxData, dict[str, Any]], Awaitable[None]] | None = None
     """Brings the entities the action changed up to date without waiting for a poll."""
     exactly_one_of: tuple[str, str] | None = None
     """Two alternative fields: a call must give one of them."""
@@ -162,9 +156,6 @@ async def _lookup_number(runtime: SmartPbxData, data: dict[str, Any]) -> Service
     return {"name": found.name, "source": found.source.value}
 
 
-# --- field commands (FIELD.md): older firmware answers "unknown cmd" ----------------------------
-
-
 async def _extension_call(runtime: SmartPbxData, extension: str) -> ExtensionCall | None:
     """``extcallinfo``, unless this PBX already said it lacks it (then at once)."""
     return await async_field_command(
@@ -182,8 +173,7 @@ async def _get_extension_call(runtime: SmartPbxData, data: dict[str, Any]) -> Se
 async def _transfer_channel(runtime: SmartPbxData, data: dict[str, Any]) -> str:
     """The channel given, or the extension's own channel in its current call."""
     if "channel" in data:
-        channel: str = data["channel"]
-        return channel
+        return str(data["channel"])
     call = await _extension_call(runtime, data["extension"])
     if call is None or call.channel is None:
         raise HomeAssistantError(
@@ -196,8 +186,8 @@ async def _transfer_channel(runtime: SmartPbxData, data: dict[str, Any]) -> str:
 
 def _transfer(
     command: str,
-    schema: vol.Schema,
     send: Callable[[SmartPbxClient, str, dict[str, Any]], Awaitable[CommandReply]],
+    *required: str,
     supports_response: SupportsResponse = SupportsResponse.NONE,
 ) -> _Action:
     """An attended-transfer action; its response names the channel that finishes it."""
@@ -211,19 +201,13 @@ def _transfer(
         )
         return {"channel": channel}
 
+    schema = _schema(*required, optional=("extension", "channel"))
     return _Action(schema, handle, supports_response, _refresh_live_calls, ("extension", "channel"))
 
 
-# --- conferences ---------------------------------------------------------------------------------
-
-
 async def _conference_channels(client: SmartPbxClient, data: dict[str, Any]) -> list[str]:
-    """The channels a kick/mute/unmute acts on: the one given, or the member's own.
-
-    A member number is looked up in a fresh ``conf_status``: channels change with every
-    call, so a cached one could name somebody else's leg. A number that joined twice has
-    two channels; the action applies to both.
-    """
+    """The channels a kick/mute/unmute acts on: the one given, or the member's own from a fresh
+    ``conf_status`` (a cached one could be somebody else's by now; who joined twice has two)."""
     if "channel" in data:
         return [data["channel"]]
     conference: str = data["conference"]
@@ -248,15 +232,10 @@ def _conference_member_action(
             await method(runtime.client, data["conference"], channel)
         return None
 
+    schema = _schema("conference", optional=("channel", "member"))
     return _Action(
-        _schema("conference", optional=("channel", "member")),
-        handle,
-        refresh=_refresh_conference,
-        exactly_one_of=("channel", "member"),
+        schema, handle, SupportsResponse.NONE, _refresh_conference, ("channel", "member")
     )
-
-
-# --- refreshing what an action changed -----------------------------------------------------------
 
 
 async def _refresh_live_calls(runtime: SmartPbxData, data: dict[str, Any]) -> None:
@@ -278,10 +257,6 @@ async def _refresh_queues(runtime: SmartPbxData, data: dict[str, Any]) -> None:
 
 async def _refresh_conference(runtime: SmartPbxData, data: dict[str, Any]) -> None:
     await runtime.conferences.async_refresh_one(data["conference"])
-
-
-async def _refresh_system(runtime: SmartPbxData, data: dict[str, Any]) -> None:
-    await runtime.system.async_request_refresh()
 
 
 ACTIONS: dict[str, _Action] = {
@@ -325,7 +300,7 @@ ACTIONS: dict[str, _Action] = {
     "set_extension": _Action(
         _schema("extension", "logged_in", "permission", optional=("full_name",)),
         _command(SmartPbxClient.extension_set),
-        refresh=_refresh_system,
+        refresh=lambda runtime, _: runtime.system.async_request_refresh(),
     ),
     "set_wakeup_call": _Action(
         _schema("extension", "time", "sound", "cycle", "times", "days"),
@@ -357,19 +332,17 @@ ACTIONS: dict[str, _Action] = {
     "get_extension_call": _Action(_schema("extension"), _get_extension_call, SupportsResponse.ONLY),
     "transfer": _transfer(
         "atxfer",
-        _schema("target", optional=("extension", "channel")),
         lambda client, channel, data: client.attended_transfer(channel, data["target"]),
-        SupportsResponse.OPTIONAL,
+        "target",
+        supports_response=SupportsResponse.OPTIONAL,
     ),
     # No response: Home Assistant drops the channel these return.
     "transfer_complete": _transfer(
         "atxferoperate",
-        _schema(optional=("extension", "channel")),
         lambda client, channel, _: client.transfer_operate(channel, TransferOperation.COMPLETE),
     ),
     "transfer_cancel": _transfer(
         "atxferoperate",
-        _schema(optional=("extension", "channel")),
         lambda client, channel, _: client.transfer_operate(channel, TransferOperation.CANCEL),
     ),
 }

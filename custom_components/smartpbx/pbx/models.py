@@ -234,6 +234,11 @@ class LiveCall:
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
 
+    @property
+    def outbound(self) -> bool:
+        """Dialled to the outside: ``called`` may carry the outside-line prefix."""
+        return self.direction_kind is CallDirection.OUTBOUND
+
     def involves(self, number: str) -> bool:
         """Whether ``number`` is the caller or the called party."""
         return number in (self.caller, self.called)
@@ -244,12 +249,11 @@ class LiveCall:
 
     def attributes(self, name: PartyNamer) -> dict[str, Any]:
         """Plain data with the parties' names; the called party of an outbound call was dialled."""
-        outbound = self.direction_kind is CallDirection.OUTBOUND
         return {
             "caller": self.caller,
             "caller_name": name(self.caller),
             "called": self.called,
-            "called_name": name(self.called, dialled=outbound),
+            "called_name": name(self.called, dialled=self.outbound),
             "state": self.state,
             "duration": None if self.duration is None else int(self.duration.total_seconds()),
             "direction": self.direction,
@@ -448,6 +452,11 @@ class CallRecord:
     record_file: str
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
     direction_kind: CallDirection = CallDirection.UNKNOWN
+
+    @property
+    def outbound(self) -> bool:
+        """Dialled to the outside: ``dst`` may carry the outside-line prefix."""
+        return self.direction_kind is CallDirection.OUTBOUND
 
     @property
     def missed(self) -> bool:

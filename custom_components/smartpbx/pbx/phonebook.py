@@ -165,6 +165,15 @@ class PhonebookError(PbxError):
         also = f" (see line {other_line})" if other_line is not None else ""
         super().__init__(f"{where}{reason.value.replace('_', ' ')}{what}{also}")
 
+    @property
+    def placeholders(self) -> dict[str, str]:
+        """The line, its text and the other line as text for a message ("" where none)."""
+        return {
+            "line": "" if self.line is None else str(self.line),
+            "content": self.content,
+            "other_line": "" if self.other_line is None else str(self.other_line),
+        }
+
 
 def _preview(text: str) -> str:
     text = text.strip()
