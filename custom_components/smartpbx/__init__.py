@@ -27,11 +27,10 @@ from .const import (
     TRANSPORT_HA_MQTT,
 )
 from .coordinator import (
-    SmartPbxConferenceCoordinator,
     SmartPbxConfigEntry,
     SmartPbxData,
+    SmartPbxListCoordinator,
     SmartPbxLiveCallCoordinator,
-    SmartPbxQueueCoordinator,
     SmartPbxSystemCoordinator,
 )
 from .entity import DeviceSync, device_still_present, pbx_device_info
@@ -71,8 +70,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
     system = SmartPbxSystemCoordinator(hass, entry, client)
-    queues = SmartPbxQueueCoordinator(hass, entry, client)
-    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
+    queues = SmartPbxListCoordinator(hass, entry, "queues", client.queue_list, client.queue_status)
+    conferences = SmartPbxListCoordinator(
+        hass, entry, "conferences", client.conf_list, client.conf_status
+    )
     live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
     caller_names = CallerNames(hass, entry, system)
     await caller_names.async_load()
@@ -108,7 +109,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     try:
         await system.async_config_entry_first_refresh()
     except ConfigEntryNotReady:
-        # The broker is there, the PBX silent (the UpdateFailed's cause: update_failed).
+        # The broker is there, the PBX silent (the UpdateFailed's cause: translated_errors).
         failure = system.last_exception
         if client.connected and failure and isinstance(failure.__cause__, PbxTimeoutError):
             silence.async_not_answering(wait=False)
