@@ -34,7 +34,6 @@ from .coordinator import (
     SmartPbxSystemCoordinator,
 )
 from .entity import DeviceSync, device_still_present, pbx_device_info
-from .events import EventIngress
 from .identifiers import pbx_identifier
 from .issues import PbxSilenceWatch, async_create_issue, async_delete_issue, async_delete_issues
 from .pbx.aiomqtt_transport import AiomqttTransport
@@ -82,7 +81,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     # Listening before connecting: a persistent session's queued messages arrive right
     # after CONNACK (see pbx/redelivery.py). Events before the first poll change nothing it does
     # not bring anyway; those during it win over it.
-    ingress = await EventIngress.async_load(hass, entry.entry_id)
+    ingress = await events.EventIngress.async_load(hass, entry.entry_id)
     entry.async_on_unload(ingress.async_save)
     entry.async_on_unload(client.add_event_listener(ingress.handle))
 
@@ -173,7 +172,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
     Discovery may ask about any token again: the removed PBX may publish on."""
     async_delete_issues(hass, entry.entry_id)
     hass.data.pop(PROBED_TOKENS, None)
-    await EventIngress.async_remove_saved(hass, entry.entry_id)
+    await events.EventIngress.async_remove_saved(hass, entry.entry_id)
     await async_discard_direct_session(entry.data, entry.entry_id)
 
 
@@ -187,10 +186,7 @@ async def async_remove_config_entry_device(
     """
     if entry.state is not ConfigEntryState.LOADED:
         return entry.unique_id is None or pbx_identifier(entry.unique_id) not in device.identifiers
-    data = entry.runtime_data
-    if pbx_identifier(data.serial) in device.identifiers:
-        return False
-    return not device_still_present(data, device)
+    return not device_still_present(entry.runtime_data, device)
 
 
 async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
@@ -220,17 +216,16 @@ async def _async_connect_transport(
     if not isinstance(transport, AiomqttTransport):
         return
     host, port = entry.data[CONF_HOST], entry.data.get(CONF_PORT, DEFAULT_PORT)
+    entry.async_on_unload(transport.close)  # also when connecting fails
     try:
         await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
     except PbxConnectionError as err:
-        await transport.close()
         refused = isinstance(err, PbxAuthError)
         raise (ConfigEntryAuthFailed if refused else ConfigEntryNotReady)(
             translation_domain=DOMAIN,
             translation_key="broker_auth_failed" if refused else "broker_unreachable",
             translation_placeholders={"host": host, "port": str(port)},
         ) from err
-    entry.async_on_unload(transport.close)
 
     @callback
     def _credentials_refused(err: PbxAuthError) -> None:
