@@ -104,6 +104,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     await _async_connect_transport(hass, entry, transport)
 
     silence = PbxSilenceWatch(hass, entry)
+    entry.async_on_unload(silence.async_pause)  # also when setup fails
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
         await system.async_config_entry_first_refresh()
@@ -111,10 +112,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
         # The broker is there, the PBX silent (the UpdateFailed's cause: translated_errors).
         failure = system.last_exception
         if client.connected and failure and isinstance(failure.__cause__, PbxTimeoutError):
-            silence.async_not_answering(wait=False)
+            silence.async_not_answering()
         raise
     silence.async_answered()
-    entry.async_on_unload(silence.async_pause)
     serial = system.data.device_info.serial
     if entry.unique_id is not None and serial != entry.unique_id:
         raise ConfigEntryError(
@@ -267,7 +267,7 @@ class _Health:
         elif system.last_update_success:
             self.silence.async_answered()
         else:
-            self.silence.async_not_answering(wait=True)
+            self.silence.async_not_answering()
         # Firmware whose will said "offline" may come back without saying "online"
         # (nobody has seen a birth message): a poll it answers is the proof.
         if data.pbx_online:

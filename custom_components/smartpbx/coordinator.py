@@ -141,11 +141,8 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
     def async_add_extension_listener(
         self, number: str | None, update_callback: CALLBACK_TYPE
     ) -> CALLBACK_TYPE:
-        """Call ``update_callback`` when an event changes extension ``number``.
-
-        With ``number`` None: only when an event takes any extension online or offline
-        (what PBX-wide counts depend on).
-        """
+        """Call ``update_callback`` when an event changes extension ``number``; with
+        ``number`` None, when one takes any extension online or offline (for PBX-wide counts)."""
         listeners = self._extension_listeners.setdefault(number, set())
         listeners.add(update_callback)
         return partial(listeners.discard, update_callback)

@@ -67,17 +67,16 @@ class PbxSilenceWatch:
         self._cancel_timer: CALLBACK_TYPE | None = None
 
     @callback
-    def async_not_answering(self, *, wait: bool) -> None:
-        """The PBX failed to answer while the broker was reachable. With ``wait`` (entry
-        loaded) a timer raises the issue when the time is up; without (a failing setup) the
-        issue is raised only if the time is up already."""
+    def async_not_answering(self) -> None:
+        """The PBX failed to answer while the broker was reachable: the issue is raised
+        when the time is up, unless paused before."""
         now = self._hass.loop.time()
         since = self._silent_since.setdefault(self._entry.entry_id, now)
         remaining = since + SILENT_REPAIR_AFTER.total_seconds() - now
         if remaining <= 0:
             self._async_raise_issue()
-        elif wait and self._cancel_timer is None:
-            self._cancel_timer = async_call_later(self._hass, remaining, self._async_time_up)
+        elif self._cancel_timer is None:
+            self._cancel_timer = async_call_later(self._hass, remaining, self._async_raise_issue)
 
     @callback
     def async_answered(self) -> None:
@@ -94,12 +93,8 @@ class PbxSilenceWatch:
             self._cancel_timer = None
 
     @callback
-    def _async_time_up(self, _now: object) -> None:
-        self._cancel_timer = None
-        self._async_raise_issue()
-
-    @callback
-    def _async_raise_issue(self) -> None:
+    def _async_raise_issue(self, _now: object = None) -> None:
+        self.async_pause()  # the timer may have called: it is spent
         minutes = int(SILENT_REPAIR_AFTER.total_seconds() // 60)
         LOGGER.debug("The PBX has not answered for %d minutes; raising a repair issue", minutes)
         async_create_issue(self._hass, ISSUE_PBX_NOT_ANSWERING, self._entry, minutes=str(minutes))
