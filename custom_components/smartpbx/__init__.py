@@ -64,7 +64,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     """Connect to the PBX, fetch everything once and set the platforms up.
 
     ``entry.async_on_unload`` releases everything, also when setup fails half-way.
-    Options older versions saved (poll interval, command timeout) are ignored.
     """
     transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
