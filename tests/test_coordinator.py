@@ -26,7 +26,7 @@ from custom_components.smartpbx.const import (
     STATUS_FETCH_CONCURRENCY,
 )
 from custom_components.smartpbx.coordinator import (
-    SmartPbxQueueCoordinator,
+    SmartPbxListCoordinator,
     SmartPbxSystemCoordinator,
 )
 from custom_components.smartpbx.entity import extension_device_info
@@ -169,7 +169,9 @@ async def test_status_requests_run_concurrently_within_a_bound(hass: HomeAssista
     entry.add_to_hass(hass)
     refused = PbxCommandFailedError("queue_status", "queue is not existing", {})
     client, most = _queue_client({"3": refused})
-    coordinator = SmartPbxQueueCoordinator(hass, entry, client)
+    coordinator = SmartPbxListCoordinator(
+        hass, entry, "queues", client.queue_list, client.queue_status
+    )
 
     await coordinator.async_refresh()
 
@@ -187,7 +189,9 @@ async def test_one_status_timing_out_fails_the_poll_and_stops_the_rest(
     entry = MockConfigEntry(domain=DOMAIN)
     entry.add_to_hass(hass)
     client, _ = _queue_client({"0": PbxTimeoutError("queue_status", 1)})
-    coordinator = SmartPbxQueueCoordinator(hass, entry, client)
+    coordinator = SmartPbxListCoordinator(
+        hass, entry, "queues", client.queue_list, client.queue_status
+    )
 
     await coordinator.async_refresh()
 

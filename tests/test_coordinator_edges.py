@@ -416,7 +416,10 @@ async def test_a_status_refresh_that_times_out_after_a_pause_is_left_to_the_next
     await hass.services.async_call("switch", "turn_on", {"entity_id": PAUSED_8002}, blocking=True)
 
     assert "queue_paused" in script.received
-    assert any("Could not refresh queues 6666" in record.getMessage() for record in caplog.records)
+    assert any(
+        "Could not refresh Smart PBX queues 6666" in record.getMessage()
+        for record in caplog.records
+    )
     assert data.queues.last_update_success
     assert _state(hass, PAUSED_8002) == "off"
 

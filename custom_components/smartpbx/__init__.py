@@ -27,15 +27,13 @@ from .const import (
     TRANSPORT_HA_MQTT,
 )
 from .coordinator import (
-    SmartPbxConferenceCoordinator,
     SmartPbxConfigEntry,
     SmartPbxData,
+    SmartPbxListCoordinator,
     SmartPbxLiveCallCoordinator,
-    SmartPbxQueueCoordinator,
     SmartPbxSystemCoordinator,
 )
 from .entity import DeviceSync, device_still_present, pbx_device_info
-from .events import EventIngress
 from .identifiers import pbx_identifier
 from .issues import PbxSilenceWatch, async_create_issue, async_delete_issue, async_delete_issues
 from .pbx.aiomqtt_transport import AiomqttTransport
@@ -66,13 +64,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     """Connect to the PBX, fetch everything once and set the platforms up.
 
     ``entry.async_on_unload`` releases everything, also when setup fails half-way.
-    Options older versions saved (poll interval, command timeout) are ignored.
     """
     transport = await _async_create_transport(hass, entry)
     client = SmartPbxClient(transport, entry.data[CONF_TOKEN], max_pending=MAX_PENDING_COMMANDS)
     system = SmartPbxSystemCoordinator(hass, entry, client)
-    queues = SmartPbxQueueCoordinator(hass, entry, client)
-    conferences = SmartPbxConferenceCoordinator(hass, entry, client)
+    queues = SmartPbxListCoordinator(hass, entry, "queues", client.queue_list, client.queue_status)
+    conferences = SmartPbxListCoordinator(
+        hass, entry, "conferences", client.conf_list, client.conf_status
+    )
     live_calls = SmartPbxLiveCallCoordinator(hass, entry, client)
     caller_names = CallerNames(hass, entry, system)
     await caller_names.async_load()
@@ -80,7 +79,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     # Listening before connecting: a persistent session's queued messages arrive right
     # after CONNACK (see pbx/redelivery.py). Events before the first poll change nothing it does
     # not bring anyway; those during it win over it.
-    ingress = await EventIngress.async_load(hass, entry.entry_id)
+    ingress = await events.EventIngress.async_load(hass, entry.entry_id)
     entry.async_on_unload(ingress.async_save)
     entry.async_on_unload(client.add_event_listener(ingress.handle))
 
@@ -103,17 +102,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     await _async_connect_transport(hass, entry, transport)
 
     silence = PbxSilenceWatch(hass, entry)
+    entry.async_on_unload(silence.async_pause)  # also when setup fails
     # The device info answer is the proof the PBX is there: without it nothing else.
     try:
         await system.async_config_entry_first_refresh()
     except ConfigEntryNotReady:
-        # The broker is there, the PBX silent (the UpdateFailed's cause: update_failed).
+        # The broker is there, the PBX silent (the UpdateFailed's cause: translated_errors).
         failure = system.last_exception
         if client.connected and failure and isinstance(failure.__cause__, PbxTimeoutError):
-            silence.async_not_answering(wait=False)
+            silence.async_not_answering()
         raise
     silence.async_answered()
-    entry.async_on_unload(silence.async_pause)
     serial = system.data.device_info.serial
     if entry.unique_id is not None and serial != entry.unique_id:
         raise ConfigEntryError(
@@ -171,7 +170,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) ->
     Discovery may ask about any token again: the removed PBX may publish on."""
     async_delete_issues(hass, entry.entry_id)
     hass.data.pop(PROBED_TOKENS, None)
-    await EventIngress.async_remove_saved(hass, entry.entry_id)
+    await events.EventIngress.async_remove_saved(hass, entry.entry_id)
     await async_discard_direct_session(entry.data, entry.entry_id)
 
 
@@ -185,10 +184,7 @@ async def async_remove_config_entry_device(
     """
     if entry.state is not ConfigEntryState.LOADED:
         return entry.unique_id is None or pbx_identifier(entry.unique_id) not in device.identifiers
-    data = entry.runtime_data
-    if pbx_identifier(data.serial) in device.identifiers:
-        return False
-    return not device_still_present(data, device)
+    return not device_still_present(entry.runtime_data, device)
 
 
 async def _async_create_transport(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> Transport:
@@ -218,17 +214,16 @@ async def _async_connect_transport(
     if not isinstance(transport, AiomqttTransport):
         return
     host, port = entry.data[CONF_HOST], entry.data.get(CONF_PORT, DEFAULT_PORT)
+    entry.async_on_unload(transport.close)  # also when connecting fails
     try:
         await transport.connect(timeout=BROKER_CONNECT_TIMEOUT)
     except PbxConnectionError as err:
-        await transport.close()
         refused = isinstance(err, PbxAuthError)
         raise (ConfigEntryAuthFailed if refused else ConfigEntryNotReady)(
             translation_domain=DOMAIN,
             translation_key="broker_auth_failed" if refused else "broker_unreachable",
             translation_placeholders={"host": host, "port": str(port)},
         ) from err
-    entry.async_on_unload(transport.close)
 
     @callback
     def _credentials_refused(err: PbxAuthError) -> None:
@@ -270,7 +265,7 @@ class _Health:
         elif system.last_update_success:
             self.silence.async_answered()
         else:
-            self.silence.async_not_answering(wait=True)
+            self.silence.async_not_answering()
         # Firmware whose will said "offline" may come back without saying "online"
         # (nobody has seen a birth message): a poll it answers is the proof.
         if data.pbx_online:

@@ -1,19 +1,17 @@
 """Coordinators that poll the PBX, and a config entry's runtime data.
 
-One coordinator per kind of data, so a slow or failing kind never holds up the others.
-MQTT requests per poll: system 3 (sent together), queues 1 + number of queues,
-conferences 1 + number of conferences (statuses ``STATUS_FETCH_CONCURRENCY`` at a time),
-live calls 1. Events never poll the system, queue or conference data: an
-``extension_status`` event patches that one extension in place; call events schedule
-one debounced ``livecall`` poll.
+One coordinator per kind of data, so a slow or failing kind never holds up the others
+(what each polls: README, "How data is updated"). Events patch data in place or schedule
+one debounced ``livecall`` poll; they never poll the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
@@ -70,60 +68,55 @@ type QueueData = Listed[Queue, QueueStatus]
 type ConferenceData = Listed[Conference, ConferenceStatus]
 
 
-def update_failed(err: PbxError) -> UpdateFailed:
-    """A translated UpdateFailed, with the keys the actions' errors use too."""
-    key, placeholders = pbx_error_translation(err)
-    return UpdateFailed(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
-    )
+async def translated_errors[T](request: Awaitable[T]) -> T:
+    """Library errors as UpdateFailed, translated with the keys the actions' errors use too."""
+    try:
+        return await request
+    except PbxError as err:
+        key, placeholders = pbx_error_translation(err)
+        raise UpdateFailed(
+            translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+        ) from err
 
 
 class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
     """Common ground: the poll interval, and library errors as translated UpdateFailed."""
 
     config_entry: SmartPbxConfigEntry
-    kind: ClassVar[str]
 
     def __init__(
         self,
         hass: HomeAssistant,
         entry: SmartPbxConfigEntry,
-        client: SmartPbxClient,
-        *,
-        request_refresh_debouncer: Debouncer[Any] | None = None,
+        kind: str,
+        fetch: Callable[[], Awaitable[DataT]],
+        **options: Any,
     ) -> None:
         super().__init__(
             hass,
             LOGGER,
             config_entry=entry,
-            name=f"Smart PBX {self.kind}",
+            name=f"Smart PBX {kind}",
             update_interval=POLL_INTERVAL,
-            request_refresh_debouncer=request_refresh_debouncer,
+            update_method=fetch,
+            **options,
         )
-        self.client = client
         self.poll_count = 0
         """Polls sent to the PBX (tests use it to prove that a push did not poll)."""
 
     async def _async_update_data(self) -> DataT:
         self.poll_count += 1
-        try:
-            return await self._async_fetch()
-        except PbxError as err:
-            raise update_failed(err) from err
-
-    async def _async_fetch(self) -> DataT:
-        raise NotImplementedError
+        return await translated_errors(super()._async_update_data())
 
 
 class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
     """deviceInfo, extension_list and trunk_list; patched in place by extension events."""
 
-    kind = "system"
-
     def __init__(
         self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
     ) -> None:
-        super().__init__(hass, entry, client)
+        super().__init__(hass, entry, "system", self._async_fetch)
+        self._client = client
         self._extension_listeners: dict[str | None, set[CALLBACK_TYPE]] = {}
         # Extension events that arrive while a poll is in flight are newer than the
         # poll's answer may be; they win over it.
@@ -133,16 +126,13 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
 
     async def _async_setup(self) -> None:
         """Before the first poll, make sure replies reach us at all (asked with growing waits)."""
-        try:
-            await self.client.device_info_within(SETUP_ANSWER_WITHIN)
-        except PbxError as err:
-            raise update_failed(err) from err
+        await translated_errors(self._client.device_info_within(SETUP_ANSWER_WITHIN))
 
     async def _async_fetch(self) -> SystemSnapshot:
         pushed: dict[str, ExtensionStatusEvent] = {}
         self._pushed_during_poll = pushed
         try:
-            snapshot = await self.client.system_snapshot()
+            snapshot = await self._client.system_snapshot()
         finally:
             self._pushed_during_poll = None
         for event in pushed.values():
@@ -153,18 +143,11 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
     def async_add_extension_listener(
         self, number: str | None, update_callback: CALLBACK_TYPE
     ) -> CALLBACK_TYPE:
-        """Call ``update_callback`` when an event changes extension ``number``.
-
-        With ``number`` None: only when an event takes any extension online or offline
-        (what PBX-wide counts depend on).
-        """
-        self._extension_listeners.setdefault(number, set()).add(update_callback)
-
-        @callback
-        def remove() -> None:
-            self._extension_listeners.get(number, set()).discard(update_callback)
-
-        return remove
+        """Call ``update_callback`` when an event changes extension ``number``; with
+        ``number`` None, when one takes any extension online or offline (for PBX-wide counts)."""
+        listeners = self._extension_listeners.setdefault(number, set())
+        listeners.add(update_callback)
+        return partial(listeners.discard, update_callback)
 
     @callback
     def async_handle_extension_status(self, event: ExtensionStatusEvent) -> None:
@@ -186,33 +169,31 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
                 update_callback()
 
 
-class _ListAndStatusCoordinator[ItemT: (Queue, Conference), StatusT](
+class SmartPbxListCoordinator[ItemT: Queue | Conference, StatusT](
     SmartPbxCoordinator[dict[str, "Listed[ItemT, StatusT]"]]
 ):
-    """A list command, then one status command per listed item (queues, conferences).
-
-    An item whose status the PBX refuses (deleted between the two commands) keeps a
-    status of None.
-    """
+    """A list command, then one status command per listed item (queues, conferences); an
+    item whose status the PBX refuses (deleted between the two commands) keeps None."""
 
     def __init__(
-        self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
+        self,
+        hass: HomeAssistant,
+        entry: SmartPbxConfigEntry,
+        kind: str,
+        list_items: Callable[[], Awaitable[Sequence[ItemT]]],
+        request_status: Callable[[str], Awaitable[StatusT]],
     ) -> None:
-        super().__init__(hass, entry, client)
+        super().__init__(hass, entry, kind, self._async_fetch)
+        self._list_items = list_items
+        self._request_status = request_status
         # Held by every poll's fetch and by async_refresh_one: a poll already in flight
         # may carry the state from before a command, and must not land after the
         # fresher answer (Home Assistant stores it before a waiter for the lock runs).
         self._fetch_lock = asyncio.Lock()
 
-    async def _async_list(self) -> Sequence[ItemT]:
-        raise NotImplementedError
-
-    async def _async_request_status(self, number: str) -> StatusT:
-        raise NotImplementedError
-
     async def _async_fetch(self) -> dict[str, Listed[ItemT, StatusT]]:
         async with self._fetch_lock:
-            items = await self._async_list()
+            items = await self._list_items()
             statuses = await gather_bounded(
                 [item.number for item in items], self._async_status, STATUS_FETCH_CONCURRENCY
             )
@@ -220,7 +201,7 @@ class _ListAndStatusCoordinator[ItemT: (Queue, Conference), StatusT](
 
     async def _async_status(self, number: str) -> StatusT | None:
         try:
-            return await self._async_request_status(number)
+            return await self._request_status(number)
         except PbxCommandFailedError as err:
             LOGGER.debug("PBX refused %s of %s: %s", err.command, number, err.message)
             return None
@@ -235,40 +216,17 @@ class _ListAndStatusCoordinator[ItemT: (Queue, Conference), StatusT](
                 status = await self._async_status(number)
             except PbxError as err:
                 # The command itself succeeded; the next poll catches up.
-                LOGGER.debug("Could not refresh %s %s: %s", self.kind, number, err)
+                LOGGER.debug("Could not refresh %s %s: %s", self.name, number, err)
                 return
             if (current := self.data.get(number)) is not None:
                 self.async_set_updated_data({**self.data, number: Listed(current.item, status)})
 
 
-class SmartPbxQueueCoordinator(_ListAndStatusCoordinator[Queue, QueueStatus]):
-    """queue_list, then queue_status of every queue."""
-
-    kind = "queues"
-
-    async def _async_list(self) -> Sequence[Queue]:
-        return await self.client.queue_list()
-
-    async def _async_request_status(self, number: str) -> QueueStatus:
-        return await self.client.queue_status(number)
-
-
-class SmartPbxConferenceCoordinator(_ListAndStatusCoordinator[Conference, ConferenceStatus]):
-    """conf_list, then conf_status of every conference."""
-
-    kind = "conferences"
-
-    async def _async_list(self) -> Sequence[Conference]:
-        return await self.client.conf_list()
-
-    async def _async_request_status(self, number: str) -> ConferenceStatus:
-        return await self.client.conf_status(number)
+type SmartPbxQueueCoordinator = SmartPbxListCoordinator[Queue, QueueStatus]
 
 
 class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
     """livecall, at the poll interval and (debounced) after every call event."""
-
-    kind = "live calls"
 
     def __init__(
         self, hass: HomeAssistant, entry: SmartPbxConfigEntry, client: SmartPbxClient
@@ -277,13 +235,16 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         self._after_call_events: Debouncer[Any] = Debouncer(
             hass, LOGGER, cooldown=LIVE_CALL_REFRESH_COOLDOWN, immediate=False
         )
-        super().__init__(hass, entry, client, request_refresh_debouncer=self._after_call_events)
         # Polled after every burst of call events: only a change is worth writing.
         # (The others always notify: device removal counts their updates.)
-        self.always_update = False
-
-    async def _async_fetch(self) -> tuple[LiveCall, ...]:
-        return await self.client.live_calls()
+        super().__init__(
+            hass,
+            entry,
+            "live calls",
+            client.live_calls,
+            request_refresh_debouncer=self._after_call_events,
+            always_update=False,
+        )
 
     @callback
     def async_schedule_refresh(self) -> None:
@@ -314,11 +275,10 @@ class SmartPbxData:
 
     client: SmartPbxClient
     transport: Transport
-    """Closed on unload when it is our own connection."""
     serial: str
     system: SmartPbxSystemCoordinator
     queues: SmartPbxQueueCoordinator
-    conferences: SmartPbxConferenceCoordinator
+    conferences: SmartPbxListCoordinator[Conference, ConferenceStatus]
     live_calls: SmartPbxLiveCallCoordinator
     call_log: CallLog
     caller_names: CallerNames

@@ -1,9 +1,5 @@
-"""Repair issues the user has to act on; not fixable from the dashboard (core's way for
-conditions that go away by themselves): each is deleted once its condition is gone.
-
-- ``mqtt_not_available``: the entry uses Home Assistant's MQTT integration, not set up.
-- ``pbx_not_answering``: the broker is reachable but the PBX has not answered for
-  SILENT_REPAIR_AFTER (it is off, or its token changed).
+"""Repair issues the user has to act on (kinds: const.py). Not fixable from the dashboard,
+core's way for conditions that go away by themselves: each is deleted once its condition is gone.
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ def async_create_issue(
         DOMAIN,
         f"{kind}_{entry.entry_id}",
         is_fixable=False,
-        is_persistent=False,
         severity=ir.IssueSeverity.ERROR,
         translation_key=kind,
         translation_placeholders={"title": entry.title, **placeholders},
@@ -61,12 +56,9 @@ _SILENCE_SINCE: HassKey[dict[str, float]] = HassKey(f"{DOMAIN}_silence_since")
 
 
 class PbxSilenceWatch:
-    """Raises ``pbx_not_answering`` after SILENT_REPAIR_AFTER of silence.
-
-    The start of the silence is kept in ``hass.data`` to survive setup retries and
-    reloads: a PBX whose token changed while Home Assistant was down never lets setup
-    succeed, and must get the issue all the same.
-    """
+    """Raises ``pbx_not_answering`` after SILENT_REPAIR_AFTER of silence, counted across setup
+    retries and reloads (in ``hass.data``): a PBX whose token changed while Home Assistant
+    was down never lets setup succeed, and must get the issue all the same."""
 
     def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
         self._hass = hass
@@ -75,19 +67,16 @@ class PbxSilenceWatch:
         self._cancel_timer: CALLBACK_TYPE | None = None
 
     @callback
-    def async_not_answering(self, *, wait: bool) -> None:
-        """The PBX failed to answer while the broker was reachable.
-
-        With ``wait`` (the entry is loaded) a timer raises the issue when the time is up;
-        without (a failing setup) the issue is raised only if the time is up already.
-        """
+    def async_not_answering(self) -> None:
+        """The PBX failed to answer while the broker was reachable: the issue is raised
+        when the time is up, unless paused before."""
         now = self._hass.loop.time()
         since = self._silent_since.setdefault(self._entry.entry_id, now)
         remaining = since + SILENT_REPAIR_AFTER.total_seconds() - now
         if remaining <= 0:
             self._async_raise_issue()
-        elif wait and self._cancel_timer is None:
-            self._cancel_timer = async_call_later(self._hass, remaining, self._async_time_up)
+        elif self._cancel_timer is None:
+            self._cancel_timer = async_call_later(self._hass, remaining, self._async_raise_issue)
 
     @callback
     def async_answered(self) -> None:
@@ -104,13 +93,8 @@ class PbxSilenceWatch:
             self._cancel_timer = None
 
     @callback
-    def _async_time_up(self, _now: object) -> None:
-        self._cancel_timer = None
-        if self._entry.entry_id in self._silent_since:
-            self._async_raise_issue()
-
-    @callback
-    def _async_raise_issue(self) -> None:
+    def _async_raise_issue(self, _now: object = None) -> None:
+        self.async_pause()  # the timer may have called: it is spent
         minutes = int(SILENT_REPAIR_AFTER.total_seconds() // 60)
         LOGGER.debug("The PBX has not answered for %d minutes; raising a repair issue", minutes)
         async_create_issue(self._hass, ISSUE_PBX_NOT_ANSWERING, self._entry, minutes=str(minutes))
