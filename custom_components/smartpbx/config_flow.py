@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from typing import Any, Final
 
 from homeassistant.config_entries import (
@@ -14,7 +16,7 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -47,17 +49,23 @@ from .const import (
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
+from .pbx.aiomqtt_transport import AiomqttTransport
+from .pbx.client import SmartPbxClient
 from .pbx.errors import (
     PbxAuthError,
     PbxConnectionError,
+    PbxError,
     PbxInvalidArgumentError,
     PbxNotConnectedError,
     PbxTimeoutError,
 )
 from .pbx.models import DeviceInfo
 from .pbx.phonebook import DialPlan
-from .pbx.validation import token_of_publication
-from .probe import async_discard_direct_session, async_probe
+from .pbx.transport import Transport
+from .pbx.validation import token_of_publication, validate_token
+
+PROBE_TIMEOUT: Final = 10.0
+"""Seconds the whole probe (broker connection included) may take. Tests shorten it."""
 
 # Typed Any: Home Assistant's signatures name probatio's Schema, which type checkers do
 # not equate with the voluptuous name imported here (aliased at run time).
@@ -108,6 +116,60 @@ def _broker_data(form: Mapping[str, Any]) -> dict[str, Any]:
         CONF_TLS: form[CONF_TLS],
         CONF_VERIFY_SSL: form[CONF_VERIFY_SSL],
     }
+
+
+def direct_client_id(entry_id: str) -> str:
+    """The MQTT client id of a direct entry's connection: stable, for its persistent session."""
+    return f"ha-smartpbx-{entry_id}"
+
+
+async def async_discard_direct_session(data: Mapping[str, Any], entry_id: str) -> None:
+    """Remove the persistent session of a direct entry giving its broker up (best effort).
+
+    Else the broker keeps its subscription forever and queues the PBX's traffic for it.
+    """
+    if data.get(CONF_TRANSPORT) == TRANSPORT_HA_MQTT:
+        return
+    transport = AiomqttTransport.from_settings(data, client_id=direct_client_id(entry_id))
+    try:
+        await transport.discard_session(timeout=PROBE_TIMEOUT)
+    except PbxError as err:
+        LOGGER.warning("Could not remove the MQTT session of the removed connection: %s", err)
+
+
+async def async_probe(hass: HomeAssistant, data: Mapping[str, Any]) -> DeviceInfo | None:
+    """Connect to the broker entry ``data`` names; with a token, ask the PBX who it is.
+
+    Leaves nothing running; PROBE_TIMEOUT bounds it all.
+    """
+    token = validate_token(data[CONF_TOKEN]) if CONF_TOKEN in data else None
+    async with AsyncExitStack() as stack:
+        if data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
+            # Imported here: Home Assistant's MQTT integration (and paho) is only needed,
+            # and may only be installed, when it is the chosen transport.
+            from homeassistant.components import mqtt
+
+            from .mqtt_transport import HassMqttTransport
+
+            # Waits while Home Assistant's MQTT entry is still being set up.
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    available = await mqtt.async_wait_for_mqtt_client(hass)
+            except TimeoutError:
+                available = False
+            if not available or not mqtt.is_connected(hass):
+                raise PbxConnectionError("Home Assistant's MQTT client is not connected")
+            transport: Transport = HassMqttTransport(hass)
+        else:
+            transport = direct = AiomqttTransport.from_settings(data)
+            stack.push_async_callback(direct.close)
+            await direct.connect(timeout=PROBE_TIMEOUT)
+        if token is None:
+            return None
+        client = SmartPbxClient(transport, token, timeout=PROBE_TIMEOUT)
+        stack.push_async_callback(client.stop)
+        await client.start()
+        return await client.device_info_within(PROBE_TIMEOUT)
 
 
 async def _async_error_of[T](check: Awaitable[T]) -> tuple[T | None, str | None]:
