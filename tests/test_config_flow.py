@@ -33,7 +33,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from custom_components.smartpbx import config_flow, probe
+from custom_components.smartpbx import config_flow
 from custom_components.smartpbx.const import (
     CONF_TLS,
     CONF_TOKEN,
@@ -115,7 +115,7 @@ def discovery(topic: str, payload: bytes = EVENT_PAYLOAD) -> MqttServiceInfo:
 def short_probe() -> Iterator[None]:
     """No PBX keeps a flow waiting for long in tests."""
     with (
-        patch.object(probe, "PROBE_TIMEOUT", 2.0),
+        patch.object(config_flow, "PROBE_TIMEOUT", 2.0),
         patch.object(pbx_client, "DEVICE_INFO_FIRST_WAIT", 0.2),
     ):
         yield
@@ -300,7 +300,7 @@ async def test_user_unexpected_error_is_logged(
     result = await start_user_flow(hass)
     result = await configure(hass, result["flow_id"], {"next_step_id": TRANSPORT_HA_MQTT})
     with patch(
-        "custom_components.smartpbx.probe.SmartPbxClient.device_info",
+        "custom_components.smartpbx.config_flow.SmartPbxClient.device_info",
         side_effect=RuntimeError("boom"),
     ):
         result = await configure(hass, result["flow_id"], {CONF_TOKEN: TOKEN})
@@ -871,19 +871,22 @@ async def test_the_options_are_the_phonebook_only(hass: HomeAssistant) -> None:
 
 async def test_probe_without_ha_mqtt(hass: HomeAssistant) -> None:
     with pytest.raises(PbxConnectionError):
-        await probe.async_probe(hass, HA_MQTT_DATA)
+        await config_flow.async_probe(hass, HA_MQTT_DATA)
 
 
 async def test_probe_while_ha_mqtt_never_finishes_setting_up(hass: HomeAssistant) -> None:
     MockConfigEntry(domain="mqtt", data={"broker": "mock-broker"}).add_to_hass(hass)
-    with pytest.raises(PbxConnectionError):
-        await probe.async_probe(hass, HA_MQTT_DATA, probe_timeout=0.05)
+    with (
+        patch.object(config_flow, "PROBE_TIMEOUT", 0.05),
+        pytest.raises(PbxConnectionError),
+    ):
+        await config_flow.async_probe(hass, HA_MQTT_DATA)
 
 
 async def test_probe_rejects_a_bad_token_before_connecting(hass: HomeAssistant) -> None:
     # Without Home Assistant's MQTT, connecting first would raise PbxConnectionError.
     with pytest.raises(PbxInvalidArgumentError):
-        await probe.async_probe(hass, {**HA_MQTT_DATA, CONF_TOKEN: "a/b"})
+        await config_flow.async_probe(hass, {**HA_MQTT_DATA, CONF_TOKEN: "a/b"})
 
 
 async def test_probe_asks_again_when_the_first_reply_is_lost(
@@ -897,7 +900,7 @@ async def test_probe_asks_again_when_the_first_reply_is_lost(
         ha_pbx.silent = False
 
     with patch.object(ha_pbx, "handle_command", side_effect=drop_first):
-        info = await probe.async_probe(hass, HA_MQTT_DATA)
+        info = await config_flow.async_probe(hass, HA_MQTT_DATA)
     assert info.serial == SERIAL
     assert ha_pbx.commands_received == 2
 
@@ -906,8 +909,8 @@ async def test_probe_gives_up_at_its_deadline(hass: HomeAssistant, ha_pbx: Simul
     ha_pbx.silent = True
     loop = hass.loop
     started = loop.time()
-    with pytest.raises(PbxTimeoutError):
-        await probe.async_probe(hass, HA_MQTT_DATA, probe_timeout=1.5)
+    with patch.object(config_flow, "PROBE_TIMEOUT", 1.5), pytest.raises(PbxTimeoutError):
+        await config_flow.async_probe(hass, HA_MQTT_DATA)
     assert 1.45 <= loop.time() - started < 3.0
     # Asks after 0.2 s, 0.4 s, ... until the deadline; waiting for HA to confirm the
     # subscription first (its subscribe cooldown is up to 0.5 s) shortens the series.
@@ -920,7 +923,7 @@ async def test_probe_closes_its_connection(
 ) -> None:
     """Whether it asks the PBX, only checks the broker, or fails."""
     closed = []
-    real_close = probe.AiomqttTransport.close
+    real_close = config_flow.AiomqttTransport.close
 
     async def spy_close(self: Any) -> None:
         closed.append(self)
@@ -928,11 +931,11 @@ async def test_probe_closes_its_connection(
 
     broker_only = direct_data(broker)
     del broker_only[CONF_TOKEN]
-    with patch.object(probe.AiomqttTransport, "close", spy_close):
-        assert (await probe.async_probe(hass, direct_data(broker))).serial == SERIAL
-        assert await probe.async_probe(hass, broker_only) is None
+    with patch.object(config_flow.AiomqttTransport, "close", spy_close):
+        assert (await config_flow.async_probe(hass, direct_data(broker))).serial == SERIAL
+        assert await config_flow.async_probe(hass, broker_only) is None
         with pytest.raises(PbxConnectionError):
-            await probe.async_probe(hass, broker_only | {CONF_PORT: free_port()})
+            await config_flow.async_probe(hass, broker_only | {CONF_PORT: free_port()})
     assert len(closed) == 3
     assert not any(transport.connected for transport in closed)
 
@@ -942,7 +945,7 @@ async def test_a_session_on_an_unreachable_broker_is_only_warned_about(
     socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = {CONF_TRANSPORT: TRANSPORT_DIRECT, CONF_HOST: "127.0.0.1", CONF_PORT: free_port()}
-    await probe.async_discard_direct_session(data, "entry-id")
+    await config_flow.async_discard_direct_session(data, "entry-id")
     assert "Could not remove the MQTT session of the removed connection" in caplog.text
 
 

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.smartpbx import async_remove_config_entry_device
+from custom_components.smartpbx.config_flow import direct_client_id
 from custom_components.smartpbx.const import (
     CONF_TOKEN,
     CONF_TRANSPORT,
@@ -26,7 +27,6 @@ from custom_components.smartpbx.const import (
     TRANSPORT_HA_MQTT,
 )
 from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
-from custom_components.smartpbx.probe import direct_client_id
 from smartpbx_sim import PbxConfig
 
 from .broker import MosquittoBroker

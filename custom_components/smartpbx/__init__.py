@@ -14,6 +14,7 @@ from homeassistant.helpers.typing import ConfigType
 from . import events, services
 from .call_log import CallLog
 from .caller_names import CallerNames
+from .config_flow import async_discard_direct_session, direct_client_id
 from .const import (
     BROKER_CONNECT_TIMEOUT,
     CONF_TOKEN,
@@ -41,7 +42,6 @@ from .pbx.client import SmartPbxClient
 from .pbx.errors import PbxAuthError, PbxConnectionError, PbxError, PbxTimeoutError
 from .pbx.models import CallRecord, DeviceStatusEvent, ExtensionStatusEvent, PbxEvent
 from .pbx.transport import Transport
-from .probe import async_discard_direct_session, direct_client_id
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, suppress
 from typing import Any, Final
 
 from homeassistant.config_entries import (
@@ -14,14 +16,12 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
-    NumberSelectorConfig,
     NumberSelectorMode,
     TextSelector,
-    TextSelectorConfig,
     TextSelectorType,
 )
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
@@ -47,33 +47,39 @@ from .const import (
     TRANSPORT_DIRECT,
     TRANSPORT_HA_MQTT,
 )
+from .pbx.aiomqtt_transport import AiomqttTransport
+from .pbx.client import SmartPbxClient
 from .pbx.errors import (
     PbxAuthError,
     PbxConnectionError,
+    PbxError,
     PbxInvalidArgumentError,
     PbxNotConnectedError,
     PbxTimeoutError,
 )
 from .pbx.models import DeviceInfo
 from .pbx.phonebook import DialPlan
-from .pbx.validation import token_of_publication
-from .probe import async_discard_direct_session, async_probe
+from .pbx.transport import Transport
+from .pbx.validation import token_of_publication, validate_token
+
+PROBE_TIMEOUT: Final = 10.0
+"""Seconds the whole probe (broker connection included) may take. Tests shorten it."""
 
 # Typed Any: Home Assistant's signatures name probatio's Schema, which type checkers do
 # not equate with the voluptuous name imported here (aliased at run time).
 _CREDENTIALS_SCHEMA: Final[Any] = vol.Schema(
     {
-        vol.Optional(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
+        vol.Optional(CONF_USERNAME): TextSelector({"autocomplete": "username"}),
         vol.Optional(CONF_PASSWORD): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
+            {"type": TextSelectorType.PASSWORD, "autocomplete": "current-password"}
         ),
     }
 )
 _DIRECT_SCHEMA: Final[Any] = vol.Schema(
     {
-        vol.Required(CONF_HOST): TextSelector(TextSelectorConfig(autocomplete="off")),
+        vol.Required(CONF_HOST): TextSelector({"autocomplete": "off"}),
         vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
-            NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+            {"min": 1, "max": 65535, "step": 1, "mode": NumberSelectorMode.BOX}
         ),
         **_CREDENTIALS_SCHEMA.schema,
         vol.Required(CONF_TLS, default=False): BooleanSelector(),
@@ -81,13 +87,13 @@ _DIRECT_SCHEMA: Final[Any] = vol.Schema(
     }
 )
 _TOKEN_SCHEMA: Final[Any] = vol.Schema(
-    {vol.Required(CONF_TOKEN): TextSelector(TextSelectorConfig(autocomplete="off"))}
+    {vol.Required(CONF_TOKEN): TextSelector({"autocomplete": "off"})}
 )
 # Optional fields with suggested values, not defaults, so that they can be emptied: ""
 # is a valid trunk prefix (Italy, Spain...).
 _PHONEBOOK_SCHEMA: Final[Any] = vol.Schema(
     {
-        vol.Optional(CONF_PHONEBOOK): TextSelector(TextSelectorConfig(multiline=True)),
+        vol.Optional(CONF_PHONEBOOK): TextSelector({"multiline": True}),
         vol.Optional(CONF_PHONEBOOK_FILE): TextSelector(),
         **{vol.Optional(key): TextSelector() for key in PLAN_FIELDS},
     }
@@ -101,13 +107,59 @@ def _credentials(form: Mapping[str, Any]) -> dict[str, Any]:
 
 def _broker_data(form: Mapping[str, Any]) -> dict[str, Any]:
     return {
+        **form,
         CONF_TRANSPORT: TRANSPORT_DIRECT,
         CONF_HOST: form[CONF_HOST].strip(),
         CONF_PORT: int(form[CONF_PORT]),
         **_credentials(form),
-        CONF_TLS: form[CONF_TLS],
-        CONF_VERIFY_SSL: form[CONF_VERIFY_SSL],
     }
+
+
+def direct_client_id(entry_id: str) -> str:
+    """The MQTT client id of a direct entry's connection: stable, for its persistent session."""
+    return f"ha-smartpbx-{entry_id}"
+
+
+async def async_discard_direct_session(data: Mapping[str, Any], entry_id: str) -> None:
+    """Drop a direct entry's broker session (best effort); else the broker queues for it forever."""
+    if data.get(CONF_TRANSPORT) == TRANSPORT_HA_MQTT:
+        return
+    transport = AiomqttTransport.from_settings(data, client_id=direct_client_id(entry_id))
+    try:
+        await transport.discard_session(timeout=PROBE_TIMEOUT)
+    except PbxError as err:
+        LOGGER.warning("Could not remove the MQTT session of the removed connection: %s", err)
+
+
+async def async_probe(hass: HomeAssistant, data: Mapping[str, Any]) -> DeviceInfo | None:
+    """Connect to the broker entry ``data`` names and, given a token, ask the PBX; close all."""
+    token = validate_token(data[CONF_TOKEN]) if CONF_TOKEN in data else None
+    async with AsyncExitStack() as stack:
+        if data[CONF_TRANSPORT] == TRANSPORT_HA_MQTT:
+            # Imported here: Home Assistant's MQTT integration (and paho) is only needed,
+            # and may only be installed, when it is the chosen transport.
+            from homeassistant.components import mqtt
+
+            from .mqtt_transport import HassMqttTransport
+
+            # Waits while Home Assistant's MQTT entry is still being set up.
+            available = False
+            with suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    available = await mqtt.async_wait_for_mqtt_client(hass)
+            if not available or not mqtt.is_connected(hass):
+                raise PbxConnectionError("Home Assistant's MQTT client is not connected")
+            transport: Transport = HassMqttTransport(hass)
+        else:
+            transport = direct = AiomqttTransport.from_settings(data)
+            stack.push_async_callback(direct.close)
+            await direct.connect(timeout=PROBE_TIMEOUT)
+        if token is None:
+            return None
+        client = SmartPbxClient(transport, token, timeout=PROBE_TIMEOUT)
+        stack.push_async_callback(client.stop)
+        await client.start()
+        return await client.device_info_within(PROBE_TIMEOUT)
 
 
 async def _async_error_of[T](check: Awaitable[T]) -> tuple[T | None, str | None]:
@@ -144,10 +196,8 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
 
     def is_matching(self, other_flow: SmartPbxConfigFlow) -> bool:
         """Another discovery flow for the same token: the PBX publishes often."""
-        return (
-            self._discovered_token is not None
-            and other_flow._discovered_token == self._discovered_token
-        )
+        token = self._discovered_token
+        return token is not None and other_flow._discovered_token == token
 
     async def _async_probe_step(
         self,
@@ -158,10 +208,7 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         suggested: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> ConfigFlowResult:
-        """Probe with the entry data the filled-in form gives, or show it (again, with why).
-
-        The form suggests what was typed; reconfiguring, first what the entry holds.
-        """
+        """Probe with the data the filled-in form gives, or show it (again, with why)."""
         errors: dict[str, str] = {}
         if user_input is not None:
             data = data_of(user_input)
@@ -246,7 +293,6 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         self._async_abort_entries_match({CONF_TOKEN: token})
         self._discovered_token = token
         if self.hass.config_entries.flow.async_has_matching_flow(self):
-            # Our own translation: HA before 2026.4 has no translation_domain argument.
             return self.async_abort(reason="already_in_progress")
         # Probed once per token and run: the answer (ignored, set up by hand, silent)
         # does not change with the next event, and a busy PBX publishes many.
@@ -275,7 +321,6 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_discovery_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The discovered PBX answered; the user only confirms."""
         if user_input is not None:
             return self.async_create_entry(title=self._placeholders["name"], data=self._data)
         self._set_confirm_only()
@@ -284,7 +329,6 @@ class SmartPbxConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Start re-authentication with the broker."""
         if entry_data[CONF_TRANSPORT] != TRANSPORT_DIRECT:
             # Home Assistant's MQTT integration owns its broker credentials.
             return self.async_abort(reason="reauth_ha_mqtt")

@@ -24,7 +24,6 @@ TO_REDACT_REPLIES = {*CONFERENCE_PIN_KEYS, "password", "secret", "pin", "token"}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: SmartPbxConfigEntry
 ) -> dict[str, Any]:
-    """The entry's settings, connection health, counters, recent replies and devices."""
     data = entry.runtime_data
     client = data.client
     system = data.system.data

@@ -17,8 +17,6 @@ SUBSCRIBE_CONFIRM_TIMEOUT: Final = 5.0
 
 
 class HassMqttTransport:
-    """Transport that publishes and subscribes through HA's MQTT integration."""
-
     def __init__(self, hass: HomeAssistant) -> None:
         self._hass = hass
 
@@ -30,9 +28,7 @@ class HassMqttTransport:
         if not self.connected:
             raise PbxNotConnectedError("Home Assistant's MQTT client is not connected")
         try:
-            await mqtt.async_publish(
-                self._hass, topic, payload, qos=qos, retain=False, encoding=None
-            )
+            await mqtt.async_publish(self._hass, topic, payload, qos=qos, encoding=None)
         except HomeAssistantError as err:
             # E.g. refused by the broker, or MQTT unloaded meanwhile: a connection problem.
             raise PbxConnectionError(f"Home Assistant's MQTT client failed: {err}") from err
@@ -43,9 +39,8 @@ class HassMqttTransport:
         @callback
         def _on_message(message: mqtt.ReceiveMessage) -> None:
             payload = message.payload
-            callback_(
-                message.topic, payload.encode() if isinstance(payload, str) else bytes(payload)
-            )
+            data = payload.encode() if isinstance(payload, str) else bytes(payload)
+            callback_(message.topic, data)
 
         unsubscribe = await mqtt.async_subscribe(
             self._hass, topic_filter, _on_message, qos=qos, encoding=None

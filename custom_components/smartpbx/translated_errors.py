@@ -1,8 +1,6 @@
-"""The client library's errors as translated Home Assistant errors.
+"""The client library's errors as translated Home Assistant errors, the same wherever they surface.
 
-One mapping serves actions, buttons, switches and failed polls, so an error reads the same
-wherever it surfaces. Errors name the PBX command (``conf_kick``, not the action): that is
-what the PBX answered, and what its message refers to.
+They name the PBX command (``conf_kick``, not the action): what the PBX's message refers to.
 """
 
 from __future__ import annotations
@@ -52,21 +50,13 @@ def pbx_error_translation(
 
 
 async def async_pbx_call[T](call: Awaitable[T], fields: Mapping[str, str] | None = None) -> T:
-    """Await one library call, its errors translated.
-
-    A bad argument is the caller's mistake (ServiceValidationError); any other error is
-    the PBX's or the connection's (HomeAssistantError).
-    """
+    """Await one library call, its errors translated (a bad argument: ServiceValidationError)."""
     try:
         return await call
     except PbxError as err:
         key, placeholders = pbx_error_translation(err, fields)
-        error_type = (
-            ServiceValidationError
-            if isinstance(err, PbxInvalidArgumentError)
-            else HomeAssistantError
-        )
-        raise error_type(
+        invalid = isinstance(err, PbxInvalidArgumentError)
+        raise (ServiceValidationError if invalid else HomeAssistantError)(
             translation_domain=DOMAIN,
             translation_key=key,
             translation_placeholders=placeholders,
@@ -86,11 +76,9 @@ def raise_if_unsupported(unsupported: set[str], command: str) -> None:
 async def async_field_command[T](
     unsupported: set[str], command: str, call: Callable[[], Awaitable[T]]
 ) -> T:
-    """Run a command older firmware may lack (FIELD.md), asking at most once per reload.
+    """Run a command older firmware may lack (FIELD.md), sending it at most once per reload.
 
-    ``unsupported`` (the entry's runtime data) remembers each command the PBX answered
-    "unknown cmd" to; neither an action nor a poll sends it again. ``call`` makes the
-    library call only when it is to be sent.
+    ``unsupported`` (runtime data) remembers each command the PBX answered "unknown cmd" to.
     """
     raise_if_unsupported(unsupported, command)
     try:
@@ -102,17 +90,14 @@ async def async_field_command[T](
 
 
 def translated_schema(schema: vol.Schema) -> Any:
-    """``schema``, rejecting in a translated ServiceValidationError that names the field.
-
-    Home Assistant would pass the schema's own ``vol.Invalid`` through untranslated.
-    """
+    """``schema``, rejecting in a translated ServiceValidationError that names the field
+    (Home Assistant would pass ``vol.Invalid`` through untranslated)."""
 
     def validate(data: Any) -> Any:
         try:
             return schema(data)
         except vol.Invalid as err:
-            errors = getattr(err, "errors", None) or [err]
-            first = errors[0]
+            first = (getattr(err, "errors", None) or [err])[0]
             field = ".".join(str(part) for part in first.path) or "data"
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -120,6 +105,5 @@ def translated_schema(schema: vol.Schema) -> Any:
                 translation_placeholders={"field": field, "reason": first.error_message},
             ) from err
 
-    # Typed Any: Home Assistant declares probatio's schema types, which type checkers do
-    # not equate with the voluptuous names this module imports (aliased at run time).
+    # Typed Any: HA declares probatio's schema types, which are not voluptuous's to mypy.
     return vol.All(validate)
