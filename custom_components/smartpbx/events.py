@@ -26,7 +26,7 @@ from .const import (
     EVENT_UNKNOWN,
 )
 from .coordinator import SmartPbxConfigEntry
-from .identifiers import extension_identifier
+from .identifiers import child_identifier
 from .pbx.models import (
     CallDirection,
     CallRecord,
@@ -117,7 +117,8 @@ class _EventRelay:
         for number in numbers:
             if number and (
                 device := self._device_registry.async_get_device_by_identifier(
-                    extension_identifier(self._runtime.serial, number), self._entry.entry_id
+                    child_identifier(self._runtime.serial, "extension", number),
+                    self._entry.entry_id,
                 )
             ):
                 return device.id
