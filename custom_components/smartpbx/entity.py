@@ -85,8 +85,9 @@ def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
 
 
 def device_still_present(data: SmartPbxData, device: dr.DeviceEntry) -> bool:
-    """Whether the PBX still lists the extension, trunk, queue or conference of ``device``."""
-    return not device.identifiers.isdisjoint(_child_devices(data))
+    """Whether the PBX still lists what ``device`` stands for (or it is the PBX itself)."""
+    listed = {pbx_identifier(data.serial), *_child_devices(data)}
+    return not device.identifiers.isdisjoint(listed)
 
 
 @callback
