@@ -30,11 +30,7 @@ from custom_components.smartpbx.coordinator import (
     SmartPbxSystemCoordinator,
 )
 from custom_components.smartpbx.entity import extension_device_info
-from custom_components.smartpbx.identifiers import (
-    conference_identifier,
-    extension_identifier,
-    queue_identifier,
-)
+from custom_components.smartpbx.identifiers import child_identifier
 from custom_components.smartpbx.pbx.errors import PbxCommandFailedError, PbxTimeoutError
 from custom_components.smartpbx.pbx.models import (
     CallDisposition,
@@ -290,7 +286,7 @@ async def test_devices_appear_and_vanish(
 ) -> None:
     entry, runner = await smartpbx()
     data = runtime(entry)
-    identifier = extension_identifier(SMALL_PBX.serial, "8004")
+    identifier = child_identifier(SMALL_PBX.serial, "extension", "8004")
 
     runner.add_extension("8004", username="Annex")
     await data.system.async_refresh()
@@ -338,8 +334,8 @@ async def test_queues_and_conferences_vanish_after_a_reboot(
     await hass.async_block_till_done()
 
     for identifier in (
-        queue_identifier(SMALL_PBX.serial, "6666"),
-        conference_identifier(SMALL_PBX.serial, "7001"),
+        child_identifier(SMALL_PBX.serial, "queue", "6666"),
+        child_identifier(SMALL_PBX.serial, "conference", "7001"),
     ):
         assert device_registry.async_get_device_by_identifier(identifier, entry.entry_id) is None
     assert hass.states.get("switch.queue_6666_agent_8002_paused") is None
@@ -356,7 +352,7 @@ async def test_renamed_extension_renames_its_device(
     await data.system.async_refresh()
 
     device = device_registry.async_get_device_by_identifier(
-        extension_identifier(SMALL_PBX.serial, "8001"), entry.entry_id
+        child_identifier(SMALL_PBX.serial, "extension", "8001"), entry.entry_id
     )
     assert device is not None
     assert device.name == "Extension 8001 Tom"

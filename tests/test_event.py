@@ -20,7 +20,7 @@ from custom_components.smartpbx.event import (
     EXTENSION_INCOMING_CALL,
     PBX_EVENT_DESCRIPTIONS,
 )
-from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
+from custom_components.smartpbx.identifiers import child_identifier, pbx_identifier
 from smartpbx_sim.runner import SimulatorRunner
 
 from .actions_helpers import load_json
@@ -93,7 +93,7 @@ async def test_entities_on_the_pbx_and_every_extension(hass: HomeAssistant, pbx:
     devices = dr.async_get(hass)
     pbx_device = devices.async_get_device_by_identifier(pbx_identifier(SERIAL), entry.entry_id)
     lobby = devices.async_get_device_by_identifier(
-        extension_identifier(SERIAL, "2001"), entry.entry_id
+        child_identifier(SERIAL, "extension", "2001"), entry.entry_id
     )
     assert pbx_device is not None
     assert lobby is not None

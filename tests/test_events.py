@@ -20,7 +20,7 @@ from custom_components.smartpbx.const import (
     EVENT_UNKNOWN,
 )
 from custom_components.smartpbx.events import async_setup_events
-from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
+from custom_components.smartpbx.identifiers import child_identifier, pbx_identifier
 from custom_components.smartpbx.pbx.models import IvrDtmfEvent, PbxEvent
 from smartpbx_sim.runner import SimulatorRunner
 
@@ -55,7 +55,7 @@ def pbx_device_id(hass: HomeAssistant, entry: MockConfigEntry) -> str:
 
 def extension_device_id(hass: HomeAssistant, entry: MockConfigEntry, number: str) -> str:
     device = dr.async_get(hass).async_get_device_by_identifier(
-        extension_identifier(runtime(entry).serial, number), entry.entry_id
+        child_identifier(runtime(entry).serial, "extension", number), entry.entry_id
     )
     assert device is not None
     return device.id

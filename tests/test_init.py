@@ -26,7 +26,7 @@ from custom_components.smartpbx.const import (
     DOMAIN,
     TRANSPORT_HA_MQTT,
 )
-from custom_components.smartpbx.identifiers import extension_identifier, pbx_identifier
+from custom_components.smartpbx.identifiers import child_identifier, pbx_identifier
 from smartpbx_sim import PbxConfig
 
 from .broker import MosquittoBroker
@@ -200,13 +200,13 @@ async def test_remove_config_entry_device(
         pbx_identifier(SMALL_PBX.serial), entry.entry_id
     )
     present = device_registry.async_get_device_by_identifier(
-        extension_identifier(SMALL_PBX.serial, "8001"), entry.entry_id
+        child_identifier(SMALL_PBX.serial, "extension", "8001"), entry.entry_id
     )
     assert pbx is not None
     assert present is not None
     stale = device_registry.async_get_or_create(
         config_entry_id=entry.entry_id,
-        identifiers={extension_identifier(SMALL_PBX.serial, "8999")},
+        identifiers={child_identifier(SMALL_PBX.serial, "extension", "8999")},
     )
 
     assert not await async_remove_config_entry_device(hass, entry, pbx)
@@ -279,7 +279,7 @@ async def test_remove_a_device_of_an_entry_that_is_not_loaded(
     )
     extension = device_registry.async_get_or_create(
         config_entry_id=entry.entry_id,
-        identifiers={extension_identifier(SMALL_PBX.serial, "8001")},
+        identifiers={child_identifier(SMALL_PBX.serial, "extension", "8001")},
     )
 
     assert not await async_remove_config_entry_device(hass, entry, pbx)

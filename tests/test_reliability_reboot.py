@@ -18,7 +18,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 
-from custom_components.smartpbx.identifiers import extension_identifier
+from custom_components.smartpbx.identifiers import child_identifier
 
 from .integration_helpers import (  # noqa: F401
     SMALL_PBX,
@@ -54,7 +54,7 @@ async def test_reboot_with_other_extensions_leaves_nothing_stale(
     assert hass.states.get(ON_CALL_8001).state == "on"
     assert (
         device_registry.async_get_device_by_identifier(
-            extension_identifier(SERIAL, "2001"), entry.entry_id
+            child_identifier(SERIAL, "extension", "2001"), entry.entry_id
         )
         is not None
     )
@@ -81,7 +81,7 @@ async def test_reboot_with_other_extensions_leaves_nothing_stale(
     await eventually(lambda: hass.states.get(new_entity).state == "idle")
     assert (
         device_registry.async_get_device_by_identifier(
-            extension_identifier(SERIAL, "8004"), entry.entry_id
+            child_identifier(SERIAL, "extension", "8004"), entry.entry_id
         )
         is not None
     )
@@ -89,7 +89,7 @@ async def test_reboot_with_other_extensions_leaves_nothing_stale(
     # ...the removed one loses its device, entities and states...
     await eventually(
         lambda: device_registry.async_get_device_by_identifier(
-            extension_identifier(SERIAL, "2001"), entry.entry_id
+            child_identifier(SERIAL, "extension", "2001"), entry.entry_id
         )
         is None
     )

@@ -1,7 +1,7 @@
 """Sensors of extensions, trunks, queues and conferences the PBX no longer lists.
 
 Between the poll that misses a subject and the removal of its device (two polls in a
-row, see DeviceSync), its sensors are unavailable and read as unknown rather than
+row, see async_sync_devices), its sensors are unavailable and read as unknown rather than
 raising for the subject they can no longer find.
 """
 

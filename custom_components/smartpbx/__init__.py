@@ -34,7 +34,7 @@ from .coordinator import (
     SmartPbxLiveCallCoordinator,
     SmartPbxSystemCoordinator,
 )
-from .entity import DeviceSync, device_still_present, pbx_device_info
+from .entity import async_sync_devices, device_still_present, pbx_device_info
 from .identifiers import pbx_identifier
 from .issues import PbxSilenceWatch, async_create_issue, async_delete_issue, async_delete_issues
 from .pbx.aiomqtt_transport import AiomqttTransport
@@ -155,7 +155,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     ingress.started()
 
     # Also notices devices that vanished while Home Assistant was not running.
-    DeviceSync(hass, entry).async_start()
+    async_sync_devices(hass, entry)
     return True
 
 

@@ -1,8 +1,5 @@
-"""Devices, base entities and entity adding of the Smart PBX integration.
-
-The PBX is a device, and via it each extension, trunk, queue and conference; identifiers
-derive from the PBX serial (identifiers.py).
-"""
+"""Devices, base entities and entity adding: the PBX is a device, and via it each extension,
+trunk, queue and conference (identifiers.py)."""
 
 from __future__ import annotations
 
@@ -25,15 +22,10 @@ from .coordinator import (
     SmartPbxData,
     SmartPbxSystemCoordinator,
 )
-from .identifiers import (
-    conference_identifier,
-    extension_identifier,
-    pbx_identifier,
-    queue_identifier,
-    trunk_identifier,
-)
+from .identifiers import child_identifier, pbx_identifier
 from .pbx.models import DeviceInfo as PbxDeviceInfo, Extension, ExtensionType, Trunk, TrunkType
 
+_MODELS = {"queue": "Call queue", "conference": "Conference room"}
 _EXTENSION_MODELS = {ExtensionType.SIP: "SIP extension", ExtensionType.FXS: "FXS extension"}
 _TRUNK_MODELS = {TrunkType.SIP: "SIP trunk", TrunkType.FXO: "FXO trunk"}
 
@@ -49,48 +41,36 @@ def pbx_device_info(info: PbxDeviceInfo) -> DeviceInfo:
     )
 
 
-def _child_device_info(
-    runtime: SmartPbxData, identifier: tuple[str, str], model: str, name: str
+def child_device_info(
+    runtime: SmartPbxData, kind: str, key: str, model: str | None = None, name: str | None = None
 ) -> DeviceInfo:
+    """The device of an extension, trunk, queue or conference (``kind``), e.g. "Queue 6666"."""
     return DeviceInfo(
-        identifiers={identifier},
+        identifiers={child_identifier(runtime.serial, kind, key)},
         manufacturer=MANUFACTURER,
-        model=model,
-        name=name,
+        model=model or _MODELS[kind],
+        name=name or f"{kind.capitalize()} {key}",
         via_device_id=runtime.pbx_device_id,
     )
 
 
 def extension_device_info(runtime: SmartPbxData, extension: Extension) -> DeviceInfo:
-    """The extension's device: one object shared by its entities while it stays the same,
-    which on a PBX with thousands of extensions is noticeably less memory."""
-    name = f"Extension {extension.number}"
+    """One object shared by the extension's entities while it stays the same, which on a
+    PBX with thousands of extensions is noticeably less memory."""
+    number = extension.number
+    own_name = extension.name.strip()
     # SIP names an extension by its number unless it was given a name of its own.
-    if (own_name := extension.name.strip()) and own_name != extension.number:
-        name = f"{name} {own_name}"
+    name = f"Extension {number} {own_name}" if own_name and own_name != number else None
     model = _EXTENSION_MODELS.get(extension.type, "Extension")
-    info = runtime.extension_devices.get(extension.number)
-    if info is None or info.get("name") != name or info.get("model") != model:
-        identifier = extension_identifier(runtime.serial, extension.number)
-        info = _child_device_info(runtime, identifier, model, name)
-        runtime.extension_devices[extension.number] = info
-    return info
+    info = child_device_info(runtime, "extension", number, model, name)
+    if runtime.extension_devices.get(number) != info:
+        runtime.extension_devices[number] = info
+    return runtime.extension_devices[number]
 
 
 def trunk_device_info(runtime: SmartPbxData, trunk: Trunk) -> DeviceInfo:
     model = _TRUNK_MODELS.get(trunk.type, "Trunk")
-    identifier = trunk_identifier(runtime.serial, trunk.name)
-    return _child_device_info(runtime, identifier, model, f"Trunk {trunk.name}")
-
-
-def queue_device_info(runtime: SmartPbxData, number: str) -> DeviceInfo:
-    identifier = queue_identifier(runtime.serial, number)
-    return _child_device_info(runtime, identifier, "Call queue", f"Queue {number}")
-
-
-def conference_device_info(runtime: SmartPbxData, number: str) -> DeviceInfo:
-    identifier = conference_identifier(runtime.serial, number)
-    return _child_device_info(runtime, identifier, "Conference room", f"Conference {number}")
+    return child_device_info(runtime, "trunk", trunk.name, model)
 
 
 def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
@@ -98,8 +78,8 @@ def _child_devices(data: SmartPbxData) -> dict[tuple[str, str], DeviceInfo]:
     infos: list[DeviceInfo] = [
         *(extension_device_info(data, ext) for ext in data.system.data.extensions.values()),
         *(trunk_device_info(data, trunk) for trunk in data.system.data.trunks.values()),
-        *(queue_device_info(data, number) for number in data.queues.data),
-        *(conference_device_info(data, number) for number in data.conferences.data),
+        *(child_device_info(data, "queue", number) for number in data.queues.data),
+        *(child_device_info(data, "conference", number) for number in data.conferences.data),
     ]
     return {identifier: info for info in infos for identifier in info["identifiers"]}
 
@@ -110,63 +90,53 @@ def device_still_present(data: SmartPbxData, device: dr.DeviceEntry) -> bool:
     return not device.identifiers.isdisjoint(listed)
 
 
-class DeviceSync:
-    """Keeps the device registry in step with what the PBX lists; never creates devices.
+@callback
+def async_sync_devices(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
+    """Keep the device registry in step with what the PBX lists; never create devices.
 
-    After each update of a coordinator: renames what it lists, keeps the PBX's firmware
-    current and removes (with their entities) the devices two updates in a row missed: a
+    After each update of a coordinator: rename what it lists, keep the PBX's firmware
+    current and remove (with their entities) the devices two updates in a row missed: a
     PBX reloading its configuration lists nothing for a moment, and a removal costs the
     user the names, areas and history settings of every entity.
     """
+    data = entry.runtime_data
+    registry = dr.async_get(hass)
 
-    def __init__(self, hass: HomeAssistant, entry: SmartPbxConfigEntry) -> None:
-        self._hass = hass
-        self._entry = entry
-        data = entry.runtime_data
-        serial = data.serial
-        # The identifier prefixes of the devices each coordinator lists (identifiers.py).
-        self._prefixes: dict[SmartPbxCoordinator[Any], tuple[str, ...]] = {
-            data.system: (f"{serial}_extension_", f"{serial}_trunk_"),
-            data.queues: (f"{serial}_queue_",),
-            data.conferences: (f"{serial}_conference_",),
-        }
-        self._missing: dict[SmartPbxCoordinator[Any], set[str]] = {}
+    def follow(coordinator: SmartPbxCoordinator[Any], *kinds: str) -> None:
+        prefixes = tuple(child_identifier(data.serial, kind, "")[1] for kind in kinds)
+        missing: set[str] = set()
 
-    @callback
-    def async_start(self) -> None:
-        for coordinator in self._prefixes:
-            self._entry.async_on_unload(
-                coordinator.async_add_listener(partial(self.async_sync, coordinator))
-            )
-            self.async_sync(coordinator)
+        @callback
+        def sync() -> None:
+            nonlocal missing
+            children = _child_devices(data)
+            gone: set[str] = set()
+            for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+                if coordinator is data.system and pbx_identifier(data.serial) in device.identifiers:
+                    pbx = pbx_device_info(data.system.data.device_info)
+                    # A no-op unless the firmware (or model) changed.
+                    registry.async_update_device(
+                        device.id, sw_version=pbx.get("sw_version"), model=pbx.get("model")
+                    )
+                elif any(
+                    domain == DOMAIN and identifier.startswith(prefixes)
+                    for domain, identifier in device.identifiers
+                ):
+                    info = next((children[i] for i in device.identifiers if i in children), None)
+                    if info is None:
+                        gone.add(device.id)
+                    elif device.name != info.get("name"):
+                        registry.async_update_device(device.id, name=info.get("name"))
+            for device_id in gone & missing:
+                registry.async_remove_device(device_id)
+            missing = gone - missing
 
-    @callback
-    def async_sync(self, coordinator: SmartPbxCoordinator[Any]) -> None:
-        data = self._entry.runtime_data
-        registry = dr.async_get(self._hass)
-        children = _child_devices(data)
-        prefixes = self._prefixes[coordinator]
-        gone: set[str] = set()
-        for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
-            if coordinator is data.system and pbx_identifier(data.serial) in device.identifiers:
-                pbx = pbx_device_info(data.system.data.device_info)
-                # A no-op unless the firmware (or model) changed.
-                registry.async_update_device(
-                    device.id, sw_version=pbx.get("sw_version"), model=pbx.get("model")
-                )
-            elif any(
-                domain == DOMAIN and identifier.startswith(prefixes)
-                for domain, identifier in device.identifiers
-            ):
-                info = next((children[i] for i in device.identifiers if i in children), None)
-                if info is None:
-                    gone.add(device.id)
-                elif device.name != info.get("name"):
-                    registry.async_update_device(device.id, name=info.get("name"))
-        missing = self._missing.get(coordinator, set())
-        for device_id in gone & missing:
-            registry.async_remove_device(device_id)
-        self._missing[coordinator] = gone - missing
+        entry.async_on_unload(coordinator.async_add_listener(sync))
+        sync()
+
+    follow(data.system, "extension", "trunk")
+    follow(data.queues, "queue")
+    follow(data.conferences, "conference")
 
 
 class SmartPbxEntity[CoordinatorT: SmartPbxCoordinator[Any], SubjectT](
@@ -247,12 +217,9 @@ class PbxEntity[CoordinatorT: SmartPbxCoordinator[Any]](SmartPbxEntity[Coordinat
 class ExtensionEntity[CoordinatorT: SmartPbxCoordinator[Any]](
     SmartPbxEntity[CoordinatorT, Extension]
 ):
-    """An entity of one extension.
-
-    Entities whose state derives from the extension's status (``_follows_status_events``)
-    are rewritten at once by its status events; the others wait for their coordinator,
-    so a burst of status events writes two entities per event, not every one.
-    """
+    """An entity of one extension. Those whose state derives from its status
+    (``_follows_status_events``) are rewritten at once by its status events; the others wait
+    for their coordinator, so a burst of status events writes two entities per event."""
 
     _follows_status_events = True
 
@@ -337,12 +304,11 @@ class ListedEntity[DataT](SmartPbxEntity[SmartPbxCoordinator[dict[str, DataT]], 
         number: str,
     ) -> None:
         kind = "queue" if coordinator is runtime.queues else "conference"
-        device_info = queue_device_info if kind == "queue" else conference_device_info
         super().__init__(
             coordinator,
             runtime,
             description,
-            device_info=device_info(runtime, number),
+            device_info=child_device_info(runtime, kind, number),
             unique_part=f"{kind}_{number}",
         )
         self.number = number
@@ -363,20 +329,18 @@ def async_add_entities_for_new_keys[KeyT](
 ) -> None:
     """Add entities for every key now, and for keys that appear in later updates.
 
-    A key is known while its entities exist: when they are removed (with their device, see
-    DeviceSync) it is forgotten, so it gets new entities if it comes back. Keys without a
-    device of their own (queue members) need ``on_vanished``, called with the keys that
-    two updates in a row did not list.
+    A key whose entities were removed (with their device) gets new ones if it comes back.
+    Keys without a device of their own (queue members) need ``on_vanished``: called with
+    the keys two updates in a row did not list.
     """
     known: set[KeyT] = set()
     missing: set[KeyT] = set()
 
     @callback
     def forget(entity: Entity, key: KeyT) -> None:
-        # Home Assistant runs the on-remove callbacks also when it declines to add an
-        # entity that is disabled in the registry, and when it removes one the user
-        # disabled: forgetting the key then would re-create its entities at every update,
-        # each a duplicate unique id.
+        # Home Assistant also runs on-remove callbacks when it declines to add an entity
+        # disabled in the registry and when it removes one the user disabled: forgetting the
+        # key then would re-create its entities at every update (duplicate unique ids).
         if entity.registry_entry is None or not entity.registry_entry.disabled:
             known.discard(key)
 
@@ -412,10 +376,9 @@ def async_add_subject_entities(
     queues: Callable[[QueueData], Iterable[Entity]] | None = None,
     conferences: Callable[[ConferenceData], Iterable[Entity]] | None = None,
 ) -> None:
-    """A platform's entities of each extension, trunk, queue and conference the PBX lists,
-    now and as it adds them: each function makes the entities of one."""
+    """Add a platform's entities of each extension, trunk, queue and conference as they
+    appear: each function makes the entities of one."""
     data = entry.runtime_data
-    system = data.system
 
     def add[SubjectT](
         coordinator: SmartPbxCoordinator[Any],
@@ -427,7 +390,7 @@ def async_add_subject_entities(
                 entry, coordinator, listed, lambda key: create(listed()[key]), async_add_entities
             )
 
-    add(system, lambda: system.data.extensions, extensions)
-    add(system, lambda: system.data.trunks, trunks)
+    add(data.system, lambda: data.system.data.extensions, extensions)
+    add(data.system, lambda: data.system.data.trunks, trunks)
     add(data.queues, lambda: data.queues.data, queues)
     add(data.conferences, lambda: data.conferences.data, conferences)

@@ -26,7 +26,7 @@ from .const import (
     EVENT_UNKNOWN,
 )
 from .coordinator import SmartPbxConfigEntry
-from .identifiers import extension_identifier
+from .identifiers import child_identifier
 from .pbx.models import (
     CallRecord,
     ExtensionStatusEvent,
@@ -100,7 +100,7 @@ def async_setup_events(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> CALLB
         for number in numbers:
             if number and (
                 device := device_registry.async_get_device_by_identifier(
-                    extension_identifier(runtime.serial, number), entry.entry_id
+                    child_identifier(runtime.serial, "extension", number), entry.entry_id
                 )
             ):
                 return device.id

@@ -9,17 +9,6 @@ def pbx_identifier(serial: str) -> tuple[str, str]:
     return (DOMAIN, serial)
 
 
-def extension_identifier(serial: str, number: str) -> tuple[str, str]:
-    return (DOMAIN, f"{serial}_extension_{number}")
-
-
-def trunk_identifier(serial: str, name: str) -> tuple[str, str]:
-    return (DOMAIN, f"{serial}_trunk_{name}")
-
-
-def queue_identifier(serial: str, number: str) -> tuple[str, str]:
-    return (DOMAIN, f"{serial}_queue_{number}")
-
-
-def conference_identifier(serial: str, number: str) -> tuple[str, str]:
-    return (DOMAIN, f"{serial}_conference_{number}")
+def child_identifier(serial: str, kind: str, key: str) -> tuple[str, str]:
+    """The device of an extension, trunk, queue or conference (``kind``) of the PBX."""
+    return (DOMAIN, f"{serial}_{kind}_{key}")

@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import SmartPbxConfigEntry, SmartPbxData, SmartPbxQueueCoordinator
-from .entity import SmartPbxEntity, async_add_entities_for_new_keys, queue_device_info
+from .entity import SmartPbxEntity, async_add_entities_for_new_keys, child_device_info
 from .pbx.models import QueueMember
 from .translated_errors import async_pbx_call
 
@@ -32,7 +32,7 @@ class QueueMemberPausedSwitch(SmartPbxEntity[SmartPbxQueueCoordinator, QueueMemb
             runtime.queues,
             runtime,
             MEMBER_PAUSED,
-            device_info=queue_device_info(runtime, queue),
+            device_info=child_device_info(runtime, "queue", queue),
             unique_part=_member_unique_part(queue, agent),
         )
         self.queue = queue
