@@ -1495,3 +1495,58 @@ def test_unknown_values_are_logged_once_at_debug(caplog: pytest.LogCaptureFixtur
     lines = [r for r in caplog.records if "Teleporting-xyzzy" in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].levelno == logging.DEBUG
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (1, True),
+        (0.0, False),
+        ("Yes", True),
+        (" no ", False),
+        ("perhaps", False),  # an unknown word is the field's default
+        (None, False),
+    ],
+)
+def test_conference_member_flags(value: object, expected: bool) -> None:
+    (member,) = parse_conference_status(
+        {"conf": "7001", "members": [{"channel": "PJSIP/8001-1", "muted": value}]}
+    ).members
+    assert member.muted is expected
+
+
+def test_conference_member_with_a_flag_of_the_wrong_type_is_dropped() -> None:
+    status = parse_conference_status(
+        {
+            "conf": "7001",
+            "members": [
+                {"channel": "PJSIP/8001-1", "muted": {"x": 1}},
+                {"channel": "PJSIP/8002-1", "muted": "no"},
+            ],
+        }
+    )
+    assert [member.channel for member in status.members] == ["PJSIP/8002-1"]
+
+
+def test_reply_message_that_cannot_be_json_is_kept_as_text() -> None:
+    circular: dict[str, object] = {}
+    circular["self"] = circular
+    reply = parse_reply({"status": "Failed", "message": circular})
+    assert reply.message.startswith("{'self'")
+
+
+def test_replies_may_be_any_mapping() -> None:
+    from types import MappingProxyType
+
+    reply = parse_reply(MappingProxyType({"status": "Success"}))
+    assert reply.success
+
+
+@pytest.mark.parametrize("nest", ["callinfo", "extcallinfo", "data"])
+def test_extcallinfo_reply_nested(nest: str) -> None:
+    call = parse_extension_call(
+        "8001", {"status": "Success", nest: {"callid": "1.2", "channelid": "PJSIP/8001-1"}}
+    )
+    assert call is not None
+    assert (call.callid, call.channel) == ("1.2", "PJSIP/8001-1")
