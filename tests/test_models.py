@@ -134,3 +134,20 @@ def test_a_callstatus_event_keeps_what_the_last_poll_knew_of_its_calls() -> None
     )
     assert event.merged_with([CALL, OTHER]) == (replace(CALL, state="Ring"), bare_new)
     assert event.merged_with(()) == event.calls
+
+
+@pytest.mark.parametrize(
+    ("name", "own_name"),
+    [("Tom", "Tom"), (" Tom ", "Tom"), ("", None), ("   ", None), ("2005", None), (" 2005 ", None)],
+)
+def test_an_extensions_own_name_is_neither_blank_nor_its_number(
+    name: str, own_name: str | None
+) -> None:
+    extension = Extension(
+        number="2005",
+        type=ExtensionType.SIP,
+        name=name,
+        state=ExtensionState.IDLE,
+        state_raw="Idle",
+    )
+    assert extension.own_name == own_name

@@ -58,9 +58,8 @@ def extension_device_info(runtime: SmartPbxData, extension: Extension) -> Device
     """One object shared by the extension's entities while it stays the same, which on a
     PBX with thousands of extensions is noticeably less memory."""
     number = extension.number
-    own_name = extension.name.strip()
-    # SIP names an extension by its number unless it was given a name of its own.
-    name = f"Extension {number} {own_name}" if own_name and own_name != number else None
+    own_name = extension.own_name
+    name = None if own_name is None else f"Extension {number} {own_name}"
     model = _EXTENSION_MODELS.get(extension.type, "Extension")
     info = child_device_info(runtime, "extension", number, model, name)
     if runtime.extension_devices.get(number) != info:

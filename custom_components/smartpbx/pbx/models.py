@@ -180,6 +180,12 @@ class Extension:
     port: str | None = None
     raw: RawPayload = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def own_name(self) -> str | None:
+        """Its name, unless blank or just its number again (SIP's default)."""
+        name = self.name.strip()
+        return name if name and name != self.number else None
+
     def with_state(self, event: ExtensionStatusEvent) -> Extension:
         """This extension in the state ``event`` reports."""
         # Spelled out rather than dataclasses.replace, which inspects the fields on every

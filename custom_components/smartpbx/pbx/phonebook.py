@@ -1021,10 +1021,8 @@ class NameLookup:
 
 def extension_name(number: str, extensions: Mapping[str, Extension]) -> str | None:
     """The PBX's name for extension ``number``: not blank and not just its number again."""
-    if (extension := extensions.get(number)) is None:
-        return None
-    name = extension.name.strip()
-    return name if name and name != number else None
+    extension = extensions.get(number)
+    return None if extension is None else extension.own_name
 
 
 class Phonebook:
