@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
@@ -68,7 +68,7 @@ type QueueData = Listed[Queue, QueueStatus]
 type ConferenceData = Listed[Conference, ConferenceStatus]
 
 
-async def translated_errors[T](request: Awaitable[T]) -> T:
+async def _as_update_failed[T](request: Awaitable[T]) -> T:
     """Library errors as UpdateFailed, translated with the keys the actions' errors use too."""
     try:
         return await request
@@ -90,7 +90,9 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
         entry: SmartPbxConfigEntry,
         kind: str,
         fetch: Callable[[], Awaitable[DataT]],
-        **options: Any,
+        *,
+        request_refresh_debouncer: Debouncer[Any] | None = None,
+        always_update: bool = True,
     ) -> None:
         super().__init__(
             hass,
@@ -99,14 +101,15 @@ class SmartPbxCoordinator[DataT](DataUpdateCoordinator[DataT]):
             name=f"Smart PBX {kind}",
             update_interval=POLL_INTERVAL,
             update_method=fetch,
-            **options,
+            request_refresh_debouncer=request_refresh_debouncer,
+            always_update=always_update,
         )
         self.poll_count = 0
         """Polls sent to the PBX (tests use it to prove that a push did not poll)."""
 
     async def _async_update_data(self) -> DataT:
         self.poll_count += 1
-        return await translated_errors(super()._async_update_data())
+        return await _as_update_failed(super()._async_update_data())
 
 
 class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
@@ -126,7 +129,7 @@ class SmartPbxSystemCoordinator(SmartPbxCoordinator[SystemSnapshot]):
 
     async def _async_setup(self) -> None:
         """Before the first poll, make sure replies reach us at all (asked with growing waits)."""
-        await translated_errors(self._client.device_info_within(SETUP_ANSWER_WITHIN))
+        await _as_update_failed(self._client.device_info_within(SETUP_ANSWER_WITHIN))
 
     async def _async_fetch(self) -> SystemSnapshot:
         pushed: dict[str, ExtensionStatusEvent] = {}
@@ -224,6 +227,9 @@ class SmartPbxListCoordinator[ItemT: Queue | Conference, StatusT](
 
 type SmartPbxQueueCoordinator = SmartPbxListCoordinator[Queue, QueueStatus]
 
+_POLL_AFTER: Final = (ExtensionStatusEvent, InviteEvent, CallRecord)
+"""Call events that change the live calls only through the poll they schedule."""
+
 
 class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
     """livecall, at the poll interval and (debounced) after every call event."""
@@ -255,6 +261,9 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
     def async_handle_event(self, event: PbxEvent) -> None:
         """A call event schedules a poll; ``callstatus`` and ``hangup`` (field firmware)
         change the live calls at once, and that poll confirms them."""
+        if isinstance(event, _POLL_AFTER):  # first: status events come in bursts
+            self.async_schedule_refresh()
+            return
         calls: tuple[LiveCall, ...] | None = self.data
         if isinstance(event, CallStatusEvent):
             # Field clients read its list as the PBX's current calls; should it name only
@@ -264,7 +273,7 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
             remaining = tuple(call for call in calls or () if not event.ends(call))
             if calls is not None and len(remaining) != len(calls):
                 self.async_set_updated_data(remaining)
-        elif not isinstance(event, ExtensionStatusEvent | InviteEvent | CallRecord):
+        else:
             return
         self.async_schedule_refresh()
 
