@@ -233,6 +233,7 @@ async def test_a_missing_contacts_file_is_named_in_its_error(hass: HomeAssistant
 async def test_the_contacts_file_is_read_again_when_it_changes(
     hass: HomeAssistant, smartpbx: SmartPbxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     contacts = Path(hass.config.path("contacts.vcf"))
     contacts.write_text(VCARD.format(name="Anna Schmidt", number="+39 333 1234567"))
     await smartpbx(options={**OPTIONS, "phonebook_file": "contacts.vcf"})
@@ -252,6 +253,12 @@ async def test_the_contacts_file_is_read_again_when_it_changes(
     rewrite(VCARD.format(name="Anna Rossi", number="+39 333 1234567"), 10)
     await next_check(1)
     assert await _lookup(hass, "3331234567") == {"name": "Anna Rossi", "source": "file"}
+    # A file read as it should be is normal operation: debug level, not the log's info.
+    assert not [
+        record
+        for record in caplog.records
+        if record.levelno >= logging.INFO and "contacts.vcf" in record.getMessage()
+    ]
 
     caplog.set_level(logging.WARNING)
     rewrite("BEGIN:VCARD\nFN:Half a card\n", 20)

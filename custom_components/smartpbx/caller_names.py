@@ -121,7 +121,7 @@ class CallerNames:
                 "Phonebook file %s not read, its names stay as they were: %s", self._file, err
             )
             return
-        LOGGER.info("Phonebook file %s read: %d numbers", self._file, len(self.phonebook))
+        LOGGER.debug("Phonebook file %s read: %d numbers", self._file, len(self.phonebook))
 
     def lookup(self, number: str | None, *, dialled: bool = False) -> NameLookup:
         """The name of ``number``: the PBX's extension name, the phonebook, the file."""
