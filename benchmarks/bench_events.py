@@ -1,8 +1,8 @@
 """Event ingestion: extension_status events from the simulator to written entity states.
 
-One Home Assistant (with Home Assistant's MQTT integration on the same broker), four
+One Home Assistant (with Home Assistant's MQTT integration on the same broker), five
 simulated PBXs (same plan, different tokens) in the simulator process, one Mosquitto.
-Two paths, each against its own baseline:
+Two paths, each against its own baseline, and a reference side:
 
 - ``direct``: the Smart PBX entry of one PBX over its own connection (AiomqttTransport);
   an event counts when that extension's status sensor state is written.
@@ -12,6 +12,9 @@ Two paths, each against its own baseline:
 - ``ha-mqtt``: the Smart PBX entry of a third PBX over Home Assistant's MQTT.
   ``ha-mqtt-baseline``: a bare ``mqtt.async_subscribe`` callback on a fourth PBX's
   topics that parses the same JSON and writes the same two states.
+- ``ha-mqtt-entities`` (a reference, bursts only, no target): a bare callback on a fifth
+  PBX's topics that hands each status event to the ``ha-mqtt`` entry's coordinator:
+  Home Assistant's entity writes without the integration's client.
 
 All sides are observed the same way (a state-change listener stamping
 ``time.monotonic()``, one clock for all processes on Linux) and take turns, alternating
@@ -38,9 +41,13 @@ from typing import Any
 
 import aiomqtt
 from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.util.json import json_loads
+
+from custom_components.smartpbx.pbx.models import ExtensionStatusEvent
+from custom_components.smartpbx.pbx.parsing import extension_state
 
 from .common import BenchResult, Row, median, percentile
 from .hass_harness import (
@@ -49,6 +56,7 @@ from .hass_harness import (
     direct_entry,
     ha_mqtt_entry,
     running_hass,
+    runtime,
     settle,
     status_entity_ids,
 )
@@ -64,11 +72,14 @@ PATHS = {
     "direct": ("direct", "direct-baseline", "bare aiomqtt → async_set"),
     "ha-mqtt": ("ha-mqtt", "ha-mqtt-baseline", "bare mqtt.async_subscribe → async_set"),
 }
+ENTITIES_ONLY = "ha-mqtt-entities"
+"""A reference side without a target, measured in the bursts only: see EntitiesOnlySubscriber."""
 TOKENS = {
     "direct": ("bench-events", "BENCHEV0001"),
     "direct-baseline": ("bench-baseline", "BENCHEV0002"),
     "ha-mqtt": ("bench-events-ha", "BENCHEV0003"),
     "ha-mqtt-baseline": ("bench-baseline-ha", "BENCHEV0004"),
+    ENTITIES_ONLY: ("bench-entities-ha", "BENCHEV0005"),
 }
 
 
@@ -203,6 +214,46 @@ class HassMqttBaselineSubscriber:
             self._unsubscribe()
 
 
+class EntitiesOnlySubscriber:
+    """Home Assistant's entity writes alone: a bare ``mqtt.async_subscribe`` callback that
+    hands each status event to the ha-mqtt entry's coordinator, which writes the same two
+    entities as for its own client, with their context.
+
+    None of the integration's client is in the way (no checks of the payload, no typed
+    parse of all of it, no redelivery filter, no routing, no live-call poll): its ratio to
+    the HA MQTT baseline is the ceiling that Home Assistant's entity model sets for the
+    ha-mqtt path, and the ha-mqtt side's ratio to it is what the client's pipeline costs.
+    """
+
+    def __init__(self, hass: HomeAssistant, token: str, entry: ConfigEntry) -> None:
+        self._hass = hass
+        self._filter = f"device/{token}/api/v1.0/+"
+        self._system = runtime(entry).system
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        self._unsubscribe = await mqtt.async_subscribe(
+            self._hass, self._filter, self._on_message, qos=1, encoding=None
+        )
+
+    @callback
+    def _on_message(self, message: mqtt.ReceiveMessage) -> None:
+        data = json_loads(message.payload)
+        if isinstance(data, dict) and data.get("event") == "extension_status":
+            status = str(data["status"])
+            self._system.async_handle_extension_status(
+                ExtensionStatusEvent(
+                    extension=str(data["extension"]),
+                    state=extension_state(status),
+                    state_raw=status,
+                )
+            )
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+
 class LoopLag:
     """How late a 5 ms timer fires on the event loop: shows when the whole process
     waited (a busy machine, a long callback) rather than the integration being slow."""
@@ -313,6 +364,11 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
             by_number = status_entity_ids(hass, entry)
             assert set(by_number) == set(pool), "status sensors do not match the extensions"
             recorders[side] = StateRecorder(hass, {eid: n for n, eid in by_number.items()})
+        # Writes the ha-mqtt entry's entities: its own watcher, on the same entities.
+        entities_only = EntitiesOnlySubscriber(hass, TOKENS[ENTITIES_ONLY][0], entries["ha-mqtt"])
+        await entities_only.start()
+        by_number = status_entity_ids(hass, entries["ha-mqtt"])
+        recorders[ENTITIES_ONLY] = StateRecorder(hass, {eid: n for n, eid in by_number.items()})
         direct_baseline = BaselineSubscriber(hass, host, port, TOKENS["direct-baseline"][0])
         ha_baseline = HassMqttBaselineSubscriber(hass, TOKENS["ha-mqtt-baseline"][0])
         for side, baseline in (
@@ -343,7 +399,7 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
             # alternates over the rounds.
             order = list(PATHS.values()) if index % 2 == 0 else list(PATHS.values())[::-1]
             for ours, base, _label in order:
-                for side in (base, ours):
+                for side in (base, ours, *([ENTITIES_ONLY] if ours == "ha-mqtt" else [])):
                     recorder = recorders[side]
                     profile_here = profile if side == "direct" and index == 0 else None
                     with profiled(profile_here, "events-burst"):
@@ -355,6 +411,8 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
                     publisher[side].append(published)
                     lost[side] += missing
                     await settle(hass)
+                    if side == ENTITIES_ONLY:
+                        continue  # a ceiling to read the ratio against: no latency to meet
                     with profiled(profile_here, "events-paced"):
                         lag.start()
                         samples, rate, missing = await _paced(sim, side, recorder, paced_count)
@@ -370,6 +428,7 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
             recorder.close()
         await direct_baseline.stop()
         await ha_baseline.stop()
+        await entities_only.stop()
         for entry in entries.values():
             assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -428,10 +487,41 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
                 f" {os.getloadavg()[0]:.1f}",
             ),
         ]
+    ha_label = PATHS["ha-mqtt"][2]
+    result.rows += [
+        Row(
+            "1 events",
+            "ha-mqtt, entities only (reference): burst throughput",
+            median(tput[ENTITIES_ONLY]),
+            "events/s",
+            median(tput["ha-mqtt-baseline"]),
+            ha_label,
+            note="a bare callback hands each event to the ha-mqtt entry's coordinator: Home"
+            " Assistant's entity writes without the integration's client, the ceiling of"
+            " the ha-mqtt ratio",
+        ),
+        Row(
+            "1 events",
+            "ha-mqtt, entities only (reference): CPU per event in the burst",
+            median(cpu[ENTITIES_ONLY]),
+            "µs",
+            median(cpu["ha-mqtt-baseline"]),
+            ha_label,
+        ),
+        Row(
+            "1 events",
+            "ha-mqtt: burst throughput against entities only",
+            median(tput["ha-mqtt"]),
+            "events/s",
+            median(tput[ENTITIES_ONLY]),
+            "entities only (reference)",
+            note="what the integration's client costs: MQTT message to coordinator",
+        ),
+    ]
     result.rows.append(
         Row(
             "1 events",
-            "events lost (both paths, integration + baselines)",
+            "events lost (every side: integration, baselines, reference)",
             float(result.lost_events),
             "events",
             target="0",
