@@ -139,7 +139,7 @@ class StateRecorder:
 _ON_A_CALL_WORDS = frozenset({"inuse", "busy", "hold", "onhold", "inuse&hold"})
 
 
-def _apply(hass: HomeAssistant, prefix: str, payload: bytes | str) -> None:
+def _apply(hass: HomeAssistant, prefix: str, payload: bytes | bytearray | str) -> None:
     """What both baselines do with a message: parse, pick extension_status, async_set.
 
     They write the same two states the integration writes for a status event (the status
@@ -214,7 +214,7 @@ class HassMqttBaselineSubscriber:
             self._unsubscribe()
 
 
-class EntitiesOnlySubscriber:
+class EntitiesOnlySubscriber(HassMqttBaselineSubscriber):
     """Home Assistant's entity writes alone: a bare ``mqtt.async_subscribe`` callback that
     hands each status event to the ha-mqtt entry's coordinator, which writes the same two
     entities as for its own client, with their context.
@@ -226,15 +226,8 @@ class EntitiesOnlySubscriber:
     """
 
     def __init__(self, hass: HomeAssistant, token: str, entry: ConfigEntry) -> None:
-        self._hass = hass
-        self._filter = f"device/{token}/api/v1.0/+"
+        super().__init__(hass, token)
         self._system = runtime(entry).system
-        self._unsubscribe: Callable[[], None] | None = None
-
-    async def start(self) -> None:
-        self._unsubscribe = await mqtt.async_subscribe(
-            self._hass, self._filter, self._on_message, qos=1, encoding=None
-        )
 
     @callback
     def _on_message(self, message: mqtt.ReceiveMessage) -> None:
@@ -248,10 +241,6 @@ class EntitiesOnlySubscriber:
                     state_raw=status,
                 )
             )
-
-    async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
 
 
 class LoopLag:
