@@ -107,6 +107,21 @@ async def test_extension_status_event_updates_without_polling(
     assert hass.states.get(STATUS_8002).last_updated == other_updated
 
 
+async def test_an_extension_going_offline_writes_the_count_in_the_events_context(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory
+) -> None:
+    """One status event, one cause: the extension's entities and the PBX's
+    extensions-online count that it changes carry the same context."""
+    _, runner = await smartpbx()
+
+    runner.set_extension_status("8001", ExtStatus.UNAVAILABLE)
+    await wait_for(lambda: hass.states.get(ONLINE).state == "3")
+
+    status = hass.states.get(STATUS_8001)
+    assert status.state == "offline"
+    assert hass.states.get(ONLINE).context.id == status.context.id
+
+
 async def test_status_events_during_a_poll_win_over_its_answer(
     hass: HomeAssistant,
 ) -> None:
@@ -276,6 +291,22 @@ async def test_call_events_refresh_live_calls_once_per_burst(
     await asyncio.sleep(2 * LIVE_CALL_REFRESH_COOLDOWN)
 
     assert data.live_calls.poll_count == polls + 1
+
+
+async def test_a_stream_of_callstatus_events_still_lets_the_live_call_poll_run(
+    hass: HomeAssistant, smartpbx: SmartPbxFactory
+) -> None:
+    """callstatus events closer together than the poll's debounce: each changes the live
+    calls at once, and the poll that corrects them still runs (none was pushed back)."""
+    entry, runner = await smartpbx()
+    data = runtime(entry)
+    polls = data.live_calls.poll_count
+
+    for _ in range(8):  # 8 x 0.6 cooldowns: ~5 cooldowns of events without a gap
+        runner.pbx.emit_event({"event": "callstatus", "calllist": []})
+        await asyncio.sleep(0.6 * LIVE_CALL_REFRESH_COOLDOWN)
+
+    assert data.live_calls.poll_count > polls
 
 
 async def test_devices_appear_and_vanish(

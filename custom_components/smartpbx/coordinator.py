@@ -268,14 +268,22 @@ class SmartPbxLiveCallCoordinator(SmartPbxCoordinator[tuple[LiveCall, ...]]):
         if isinstance(event, CallStatusEvent):
             # Field clients read its list as the PBX's current calls; should it name only
             # those that changed, the poll corrects it.
-            self.async_set_updated_data(event.merged_with(calls or ()))
+            self._async_set_pushed(event.merged_with(calls or ()))
         elif isinstance(event, HangupEvent):
             remaining = tuple(call for call in calls or () if not event.ends(call))
             if calls is not None and len(remaining) != len(calls):
-                self.async_set_updated_data(remaining)
+                self._async_set_pushed(remaining)
         else:
             return
         self.async_schedule_refresh()
+
+    @callback
+    def _async_set_pushed(self, calls: tuple[LiveCall, ...]) -> None:
+        # Not async_set_updated_data: it cancels the debounced poll (and the interval's),
+        # so events closer together than the debounce would keep the poll from ever
+        # running; and an event is no answered poll (availability follows the polls).
+        self.data = calls
+        self.async_update_listeners()
 
 
 @dataclass(slots=True)

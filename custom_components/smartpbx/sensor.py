@@ -83,10 +83,13 @@ class PbxSensor(PbxEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[SmartPbxData
         # What the system feeds (extensions online) changes with extensions' status events too.
         if self.coordinator is self.runtime.system:
             self.async_on_remove(
-                self.runtime.system.async_add_extension_listener(
-                    None, self._handle_coordinator_update
-                )
+                self.runtime.system.async_add_extension_listener(None, self._handle_status_event)
             )
+
+    @callback
+    def _handle_status_event(self) -> None:
+        self.async_set_context(self.runtime.system.status_event_context)
+        self._handle_coordinator_update()
 
 
 class ExtensionSensor(ExtensionEntity[SmartPbxCoordinator[Any]], SmartPbxSensor[Extension]):
