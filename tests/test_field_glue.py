@@ -426,6 +426,28 @@ async def test_status_topic_drives_connectivity_at_once(
     await wait_for(lambda: data.system.poll_count > polls)
 
 
+async def test_an_offline_kept_by_the_broker_clears_with_the_first_answered_poll(
+    hass: HomeAssistant, pbx: Pbx, real_broker: MosquittoBroker
+) -> None:
+    """The PBX's retained "offline" arrives during set-up, before the entities exist: as
+    after an "offline" at run time, one poll it answers afterwards proves it back."""
+    entry, runner = pbx
+    topic = f"{runner.pbx.base_topic}/status"
+    async with aiomqtt.Client(real_broker.host, real_broker.port) as client:
+        await client.publish(topic, json.dumps({"status": "offline"}), qos=1, retain=True)
+    try:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        assert hass.states.get(CONNECTIVITY).state == STATE_OFF
+
+        await runtime(entry).system.async_refresh()
+
+        assert hass.states.get(CONNECTIVITY).state == STATE_ON
+    finally:  # the broker outlives this test
+        async with aiomqtt.Client(real_broker.host, real_broker.port) as client:
+            await client.publish(topic, b"", qos=1, retain=True)
+
+
 async def test_a_poll_answered_after_offline_counts_as_online(
     hass: HomeAssistant, pbx: Pbx, real_broker: MosquittoBroker
 ) -> None:

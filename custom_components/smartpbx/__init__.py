@@ -145,9 +145,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartPbxConfigEntry) -> 
     )
 
     health = _Health(data, silence)
+    # Before the consumer: its replay of the set-up's events may hold an "offline", whose
+    # notice is what the next answered poll is counted from.
+    entry.async_on_unload(system.async_add_listener(health.async_system_updated))
     entry.async_on_unload(ingress.add_consumer(health.async_handle_event))
     entry.async_on_unload(client.add_connection_listener(health.async_set_connected))
-    entry.async_on_unload(system.async_add_listener(health.async_system_updated))
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities: what arrived during set-up reaches the bus and them too.
