@@ -35,7 +35,7 @@ def pbx_device_info(info: PbxDeviceInfo) -> DeviceInfo:
         identifiers={pbx_identifier(info.serial)},
         manufacturer=MANUFACTURER,
         model=info.device_name or None,
-        name=info.device_name or info.serial,
+        name=info.display_name,
         serial_number=info.serial,
         sw_version=info.firmware or None,
     )
