@@ -223,6 +223,11 @@ class EntitiesOnlySubscriber(HassMqttBaselineSubscriber):
     parse of all of it, no redelivery filter, no routing, no live-call poll): its ratio to
     the HA MQTT baseline is the ceiling that Home Assistant's entity model sets for the
     ha-mqtt path, and the ha-mqtt side's ratio to it is what the client's pipeline costs.
+
+    Its events come from a PBX of their own, while the entry polls the ha-mqtt PBX (every
+    extension Idle between bursts): a system poll landing in a reference burst (one burst
+    in ~50: 30 s between polls, ~0.6 s per burst) puts the extensions back to Idle, and
+    some of the burst's writes are then the poll's.
     """
 
     def __init__(self, hass: HomeAssistant, token: str, entry: ConfigEntry) -> None:
@@ -353,11 +358,11 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
             by_number = status_entity_ids(hass, entry)
             assert set(by_number) == set(pool), "status sensors do not match the extensions"
             recorders[side] = StateRecorder(hass, {eid: n for n, eid in by_number.items()})
-        # Writes the ha-mqtt entry's entities: its own watcher, on the same entities.
+        # Writes the ha-mqtt entry's entities: the ha-mqtt side's watcher counts them (the
+        # sides take turns; a second listener would cost both of them one call per write).
         entities_only = EntitiesOnlySubscriber(hass, TOKENS[ENTITIES_ONLY][0], entries["ha-mqtt"])
         await entities_only.start()
-        by_number = status_entity_ids(hass, entries["ha-mqtt"])
-        recorders[ENTITIES_ONLY] = StateRecorder(hass, {eid: n for n, eid in by_number.items()})
+        recorders[ENTITIES_ONLY] = recorders["ha-mqtt"]
         direct_baseline = BaselineSubscriber(hass, host, port, TOKENS["direct-baseline"][0])
         ha_baseline = HassMqttBaselineSubscriber(hass, TOKENS["ha-mqtt-baseline"][0])
         for side, baseline in (
@@ -413,7 +418,7 @@ async def run(host: str, port: int, quick: bool, sim: SimHost, profile: Path | N
                     lost[side] += missing
                     await settle(hass)
 
-        for recorder in recorders.values():
+        for recorder in set(recorders.values()):
             recorder.close()
         await direct_baseline.stop()
         await ha_baseline.stop()
